@@ -1,0 +1,48 @@
+"""Sessions: tests, lint, bench, reproduce_bicubic (and more as the suite grows).
+
+Every session installs the suite editable with the CPU torch pinned for CI (torch==2.13.0).
+"""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+nox.options.sessions = ["tests", "lint"]
+nox.options.reuse_existing_virtualenvs = True
+
+TORCH = "torch==2.13.0"
+
+
+def _install(session: nox.Session, extras: str = "test") -> None:
+    session.install(TORCH)
+    session.install("-e", f".[{extras}]")
+
+
+@nox.session(python="3.11")
+def tests(session: nox.Session) -> None:
+    """The test suite (tests needing the real images skip unless REPRO_DATA points at them)."""
+    _install(session)
+    session.run("pytest", "-q", "-ra", *session.posargs, env={"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")})
+
+
+@nox.session(python="3.11")
+def lint(session: nox.Session) -> None:
+    """ruff over the package, tests and this file."""
+    session.install("ruff>=0.4")
+    session.run("ruff", "check", "repro", "tests", "noxfile.py")
+
+
+@nox.session(python="3.11")
+def bench(session: nox.Session) -> None:
+    """Benchmarks; writes bench/results.json (pass `-- --only NAME` to run one module)."""
+    _install(session)
+    session.run("python", "-m", "repro.benchmarks", "--out", "bench/results.json", *session.posargs)
+
+
+@nox.session(python="3.11")
+def reproduce_bicubic(session: nox.Session) -> None:
+    """The Bicubic row of Appendix Table I on the real benchmark images (REPRO_DATA or --data-root)."""
+    _install(session)
+    session.run("repro", "bicubic", "--json", "results/bicubic.json", *session.posargs)
