@@ -48,6 +48,11 @@ class FSRCNN(nn.Module):
     def upsample(self, feat: torch.Tensor) -> torch.Tensor:
         return self.deconv(feat)
 
+    def forward_with_features(self, lr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """SR and the expanding map in one pass (the student's VID input, the teacher's VID target)."""
+        feat = self.features(lr)
+        return self.upsample(feat), feat
+
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
         return self.upsample(self.features(lr))
 

@@ -1,0 +1,28 @@
+"""`repro models`: every registered network with its one-line summary and its settings (defaults)."""
+
+from __future__ import annotations
+
+import argparse
+
+from repro.models.registry import model_info, model_names
+
+
+def format_model(name: str) -> str:
+    info = model_info(name)
+    settings = ", ".join(f"{k}={v!r}" for k, v in info.settings.items()) or "(none)"
+    return f"{name}: {info.summary}\n    settings: scale=4, {settings}"
+
+
+def run(args: argparse.Namespace) -> int:
+    names = args.names or model_names()
+    for name in names:  # an unknown name raises ReproError listing the valid ones
+        print(format_model(name))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "models", help="list the networks (students, teachers, baselines) with their settings and defaults"
+    )
+    parser.add_argument("names", nargs="*", metavar="NAME", help="show only these models (default: all)")
+    parser.set_defaults(func=run)

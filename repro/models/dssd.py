@@ -1,0 +1,225 @@
+"""DSSD teacher (Mao & Xu 2023, section 2.1): HFRM, SDM and the deeply-supervised symmetric teacher.
+
+    X'  = G(Y),   X'' = G(X')          (Eq. 1-2, HFRM: ONE module applied recursively)
+    SR  = F(X'')                        (Eq. 3, the backbone the student copies)
+    D'  = S(SR),  D'' = S(D')           (Eq. 4-5, SDM: same structure, own weights by default)
+
+x4 has two levels (1/2, 1/4 of HR); the paper only describes x4, so x2 and x3 use one level (one
+application, the strided conv at stride 2 or 3). `DSSDTeacher` also builds every ablation row of
+Tables 1-2 (`TABLE_VARIANTS`); Table 3 is a loss setting (`repro.models.losses`, `levels=`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from repro.data.imresize import imresize_torch
+from repro.errors import ReproError, unknown_choice
+from repro.models.pisr import PISREncoder
+from repro.models.registry import register_model
+from repro.models.teachers import (
+    SCALES,
+    TeacherOutput,
+    build_backbone,
+    check_hr_size,
+    level_factors,
+    level_strides,
+    prelu,
+)
+
+DOWNSAMPLERS = ("hfrm", "bicubic", "pisr_encoder")  # Table 1
+DEGRADATIONS = ("sdm", "none", "bicubic", "cnn")  # Table 2
+
+# Every DSSD-teacher row of Tables 1-3 (row names as in published_values.csv): teacher settings for
+# `dssd_teacher` plus the supervision `levels` for `teacher_loss`. Table 1 has no SDM; the paper says
+# its `hfrm` row is Table 2's `sdm_none` row, and Table 2's `sdm` row is Table 3's full model.
+TABLE_VARIANTS: dict[tuple[str, str], dict[str, str]] = {
+    ("table1", "teacher_bicubic_down"): {"downsampler": "bicubic", "degradation": "none", "levels": "deep"},
+    ("table1", "teacher_pisr_encoder"): {
+        "downsampler": "pisr_encoder",
+        "degradation": "none",
+        "levels": "deep",
+    },
+    ("table1", "teacher_hfrm"): {"downsampler": "hfrm", "degradation": "none", "levels": "deep"},
+    ("table2", "sdm_none"): {"downsampler": "hfrm", "degradation": "none", "levels": "deep"},
+    ("table2", "sdm_bicubic_down"): {"downsampler": "hfrm", "degradation": "bicubic", "levels": "deep"},
+    ("table2", "sdm_cnn_down"): {"downsampler": "hfrm", "degradation": "cnn", "levels": "deep"},
+    ("table2", "sdm"): {"downsampler": "hfrm", "degradation": "sdm", "levels": "deep"},
+    ("table3", "recon_only"): {"downsampler": "hfrm", "degradation": "sdm", "levels": "none"},
+    ("table3", "first_level"): {"downsampler": "hfrm", "degradation": "sdm", "levels": "first_level"},
+    ("table3", "deep_supervision"): {"downsampler": "hfrm", "degradation": "sdm", "levels": "deep"},
+}
+
+
+class HFRM(nn.Module):
+    """One step G of the high-frequency feature recursive module (paper Fig. 3).
+
+    conv3x3(c->56) PReLU, conv3x3(56->56, stride) PReLU, conv3x3(56->12) PReLU, conv3x3(12->c):
+    56 to match FSRCNN's width, 12 its shrinking width. The same instance is applied once per level.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        stride: int = 2,
+        mid: int = 56,
+        shrink: int = 12,
+        shared_prelu: bool = False,
+    ) -> None:
+        super().__init__()
+        self.stride = stride
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, mid, 3, padding=1),
+            prelu(mid, shared_prelu),
+            nn.Conv2d(mid, mid, 3, stride=stride, padding=1),
+            prelu(mid, shared_prelu),
+            nn.Conv2d(mid, shrink, 3, padding=1),
+            prelu(shrink, shared_prelu),
+            nn.Conv2d(shrink, in_channels, 3, padding=1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class SDM(HFRM):
+    """Symmetric degradation module: "identical in structure" to HFRM, applied recursively to SR."""
+
+
+def apply_recursively(module: nn.Module, x: torch.Tensor, times: int) -> list[torch.Tensor]:
+    """[G(x), G(G(x)), ...]: every level's output, finest first, one set of weights."""
+    outs = []
+    for _ in range(times):
+        x = module(x)
+        outs.append(x)
+    return outs
+
+
+def bicubic_levels(x: torch.Tensor, factors: tuple[int, ...]) -> list[torch.Tensor]:
+    """MATLAB-bicubic downscales of x by each factor, each straight from x (as the targets are made)."""
+    return [imresize_torch(x, 1.0 / f) for f in factors]
+
+
+class CNNDegradation(nn.Module):
+    """Table 2 `cnn`: a plain, NON-recursive CNN downsampler of SR (the paper gives no shape).
+
+    Decision: the PISR encoder structure, one independent copy per supervised level, each applied
+    straight to SR with stride = that level's full factor (x4: stride 2 -> D', stride 4 -> D'';
+    x2/x3: one copy, stride 2/3). `first_level=False` keeps only the last level's copy at x4.
+    """
+
+    def __init__(
+        self, in_channels: int, scale: int, first_level: bool = True, shared_prelu: bool = False
+    ) -> None:
+        super().__init__()
+        factors = level_factors(scale)
+        if not first_level:
+            factors = factors[-1:]
+        self.factors = factors
+        self.levels = nn.ModuleList(
+            PISREncoder(in_channels, stride=f, shared_prelu=shared_prelu) for f in factors
+        )
+
+    def forward(self, sr: torch.Tensor) -> list[torch.Tensor]:
+        return [enc(sr) for enc in self.levels]
+
+
+class DSSDTeacher(nn.Module):
+    """HR -> downsampler -> backbone -> SR -> degradation (Eq. 1-5), returning a `TeacherOutput`.
+
+    downsampler: "hfrm" (the paper), "bicubic" (MATLAB bicubic: the teacher sees the student's
+    input), "pisr_encoder" (PISR's one-step encoder, one level). degradation: "sdm" (the paper),
+    "none", "bicubic" (bicubic downscales of SR at each level), "cnn" (`CNNDegradation`).
+    `share_sdm_weights` makes S the same module as G (the paper reuses the symbol G in Eq. 4-5).
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        scale: int,
+        downsampler: str = "hfrm",
+        degradation: str = "sdm",
+        share_sdm_weights: bool = False,
+        in_channels: int = 1,
+        cnn_first_level: bool = True,
+        shared_prelu: bool = False,
+    ) -> None:
+        super().__init__()
+        if scale not in SCALES:
+            raise unknown_choice("scale", scale, SCALES)
+        if downsampler not in DOWNSAMPLERS:
+            raise unknown_choice("downsampler", downsampler, DOWNSAMPLERS)
+        if degradation not in DEGRADATIONS:
+            raise unknown_choice("degradation", degradation, DEGRADATIONS)
+        if share_sdm_weights and (downsampler, degradation) != ("hfrm", "sdm"):
+            raise ReproError(
+                "share_sdm_weights needs downsampler='hfrm' and degradation='sdm' "
+                f"(got downsampler={downsampler!r}, degradation={degradation!r})"
+            )
+        self.scale = scale
+        self.downsampler = downsampler
+        self.degradation = degradation
+        self.share_sdm_weights = share_sdm_weights
+        self.factors = level_factors(scale)
+        stride = level_strides(scale)[0]  # every level has the same stride (x4: 2, 2)
+
+        if downsampler == "hfrm":
+            self.hfrm = HFRM(in_channels, stride=stride, shared_prelu=shared_prelu)
+        elif downsampler == "pisr_encoder":
+            self.encoder = PISREncoder(in_channels, stride=scale, shared_prelu=shared_prelu)
+        self.backbone = backbone
+        if degradation == "sdm":
+            self.sdm = self.hfrm if share_sdm_weights else SDM(in_channels, stride, shared_prelu=shared_prelu)
+        elif degradation == "cnn":
+            self.cnn = CNNDegradation(in_channels, scale, cnn_first_level, shared_prelu)
+
+    def downsample(self, hr: torch.Tensor) -> list[torch.Tensor]:
+        """Eq. 1-2: the compact images, finest first; the last one has LR size."""
+        if self.downsampler == "hfrm":
+            return apply_recursively(self.hfrm, hr, len(self.factors))
+        if self.downsampler == "bicubic":
+            return bicubic_levels(hr, self.factors)
+        return [self.encoder(hr)]
+
+    def degrade(self, sr: torch.Tensor) -> list[torch.Tensor]:
+        """Eq. 4-5: degradations of SR at the supervised levels, finest first."""
+        if self.degradation == "sdm":
+            return apply_recursively(self.sdm, sr, len(self.factors))
+        if self.degradation == "bicubic":
+            return bicubic_levels(sr, self.factors)
+        if self.degradation == "cnn":
+            return self.cnn(sr)
+        return []
+
+    def forward(self, hr: torch.Tensor) -> TeacherOutput:
+        check_hr_size(hr, self.scale)
+        compact = self.downsample(hr)
+        sr, feat = self.backbone.forward_with_features(compact[-1])  # Eq. 3
+        return TeacherOutput(sr=sr, compact=compact, degraded=self.degrade(sr), features=feat)
+
+
+@register_model
+def dssd_teacher(
+    scale: int = 4,
+    backbone: str = "fsrcnn",
+    downsampler: str = "hfrm",
+    degradation: str = "sdm",
+    share_sdm_weights: bool = False,
+    cnn_first_level: bool = True,
+    in_channels: int = 1,
+    shared_prelu: bool = False,
+    backbone_settings: dict | None = None,
+) -> DSSDTeacher:
+    """DSSD teacher: recursive HFRM downsampler, backbone, recursive SDM degradation (Tables 1-4 variants)."""
+    net = build_backbone(backbone, scale, in_channels, backbone_settings)
+    return DSSDTeacher(
+        net,
+        scale,
+        downsampler=downsampler,
+        degradation=degradation,
+        share_sdm_weights=share_sdm_weights,
+        in_channels=in_channels,
+        cnn_first_level=cnn_first_level,
+        shared_prelu=shared_prelu,
+    )

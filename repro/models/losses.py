@@ -1,0 +1,121 @@
+"""Training losses of the teachers and the student (paper section 2.2-2.3, Eq. 6-17).
+
+Teacher (Eq. 13):  L = L_recon + w_fre (z'_Fre + z''_Fre) + w_deg (z'_Deg + z''_Deg),  w = 1e-4
+    L_recon = |Y - SR|,  z_Fre = |X_bic - X|,  z_Deg = |X_bic - D|   (each a mean absolute error)
+where the targets X'_bic, X''_bic are MATLAB-bicubic downscales of HR by 2 and 4 (X''_bic = LR).
+Student (Eq. 16):  L = |Y - SR| + 1e-6 VID.
+
+Level pairing: `targets` has one entry per level, finest first. A teacher's `compact`/`degraded`
+lists may hold only the LAST levels (PISR's encoder and the `cnn` degradation with
+`cnn_first_level=False` produce only the LR level): lists are aligned at their coarsest end, so
+`z_fre_2` is always the 1/4 level at x4 and `z_fre_1` the 1/2 level (the only level at x2, x3).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from repro.errors import unknown_choice
+from repro.models.teachers import TeacherOutput
+
+# Table 3: "deep" = every level, "first_level" = only the 1/2-scale terms, "none" = L_recon only.
+# "recon_only" is the Table 3 row name for "none".
+LEVELS = ("deep", "first_level", "none", "recon_only")
+
+
+def _l1(x: torch.Tensor, y: torch.Tensor, what: str) -> torch.Tensor:
+    if x.shape != y.shape:
+        raise ValueError(f"{what}: shapes differ, {tuple(x.shape)} vs {tuple(y.shape)}")
+    return F.l1_loss(x, y)
+
+
+def _floats(terms: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Scalar tensors to floats for logging, with one device sync instead of one per term."""
+    values = torch.stack([t.detach().float().reshape(()) for t in terms.values()]).tolist()
+    return dict(zip(terms, values, strict=True))
+
+
+def reconstruction_loss(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+    """Eq. 6 / 15: mean absolute error between SR and HR."""
+    return _l1(sr, hr, "reconstruction loss (SR vs HR)")
+
+
+def _paired(outputs: list[torch.Tensor], targets: list[torch.Tensor], name: str):
+    """(level number, output, target) with the lists aligned at their coarsest (last) entry."""
+    if len(outputs) > len(targets):
+        raise ValueError(f"{name}: {len(outputs)} outputs but only {len(targets)} bicubic targets")
+    offset = len(targets) - len(outputs)
+    return [(offset + i + 1, out, targets[offset + i]) for i, out in enumerate(outputs)]
+
+
+def deep_supervision_losses(
+    out: TeacherOutput,
+    targets: list[torch.Tensor],
+    levels: str = "deep",
+    weight: float = 1e-4,
+) -> dict[str, torch.Tensor]:
+    """Eq. 7-12: the auxiliary terms that apply, each times `weight` (pass 1.0 for the raw MAEs).
+
+    Keys `z_fre_<k>` (downsampler output vs target k) and `z_deg_<k>` (degraded SR vs target k),
+    k = 1 for the 1/2 level, 2 for the 1/4 level.
+    """
+    if levels not in LEVELS:
+        raise unknown_choice("supervision levels", levels, LEVELS)
+    if levels in ("none", "recon_only"):
+        return {}
+    terms: dict[str, torch.Tensor] = {}
+    for kind, outputs in (("fre", out.compact), ("deg", out.degraded)):
+        for k, x, target in _paired(outputs, targets, f"z_{kind}"):
+            if levels == "first_level" and k != 1:
+                continue
+            terms[f"z_{kind}_{k}"] = weight * _l1(x, target, f"z_{kind}_{k}")
+    return terms
+
+
+def teacher_loss(
+    out: TeacherOutput,
+    hr: torch.Tensor,
+    targets: list[torch.Tensor],
+    levels: str = "deep",
+    fre_weight: float = 1e-4,
+    deg_weight: float = 1e-4,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Eq. 13 for a DSSD teacher: (total, log) where log holds `recon`, the raw z terms and `total`."""
+    recon = reconstruction_loss(out.sr, hr)
+    raw = deep_supervision_losses(out, targets, levels=levels, weight=1.0)
+    total = recon
+    for key, z in raw.items():
+        total = total + (fre_weight if key.startswith("z_fre") else deg_weight) * z
+    return total, _floats({"recon": recon, **raw, "total": total})
+
+
+def pisr_teacher_loss(
+    out: TeacherOutput,
+    hr: torch.Tensor,
+    targets: list[torch.Tensor] | torch.Tensor,
+    weight: float = 1e-4,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """PISR: L1(SR, HR) + weight L1(encoder output, LR); `targets` is the level list (LR last) or LR."""
+    lr = targets[-1] if isinstance(targets, list | tuple) else targets
+    recon = reconstruction_loss(out.sr, hr)
+    z_enc = _l1(out.compact[-1], lr, "PISR encoder loss (encoder output vs LR)")
+    total = recon + weight * z_enc
+    return total, _floats({"recon": recon, "z_enc": z_enc, "total": total})
+
+
+def student_loss(
+    sr: torch.Tensor,
+    hr: torch.Tensor,
+    vid_term: torch.Tensor | None = None,
+    vid_weight: float = 1e-6,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Eq. 16: L1(SR, HR) + vid_weight * VID; `vid_term=None` trains without distillation (the `*` rows)."""
+    recon = reconstruction_loss(sr, hr)
+    total = recon if vid_term is None else recon + vid_weight * vid_term
+    terms = (
+        {"recon": recon, "total": total}
+        if vid_term is None
+        else {"recon": recon, "vid": vid_term, "total": total}
+    )
+    return total, _floats(terms)

@@ -1,0 +1,78 @@
+"""PISR teacher (Lee et al., ECCV 2020), the paper's main baseline and its Table 1 `pisr_encoder` row.
+
+The teacher encodes the HR image to LR size in ONE strided step (no recursion, no supervision of
+intermediate scales), reconstructs it with the backbone, and is trained with
+L1(SR, HR) + 1e-4 L1(encoder output, LR) (`repro.models.losses.pisr_teacher_loss`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from repro.errors import unknown_choice
+from repro.models.registry import register_model
+from repro.models.teachers import SCALES, TeacherOutput, build_backbone, check_hr_size, prelu
+
+
+class PISREncoder(nn.Module):
+    """conv5x5(c->56) PReLU, conv5x5(56->56, stride) PReLU, conv3x3(56->12) PReLU, conv3x3(12->c).
+
+    Reused by DSSD for the Table 1 `pisr_encoder` downsampler and the Table 2 `cnn` degradation.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        stride: int = 4,
+        mid: int = 56,
+        shrink: int = 12,
+        shared_prelu: bool = False,
+    ) -> None:
+        super().__init__()
+        self.stride = stride
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, mid, 5, padding=2),
+            prelu(mid, shared_prelu),
+            nn.Conv2d(mid, mid, 5, stride=stride, padding=2),
+            prelu(mid, shared_prelu),
+            nn.Conv2d(mid, shrink, 3, padding=1),
+            prelu(shrink, shared_prelu),
+            nn.Conv2d(shrink, in_channels, 3, padding=1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class PISRTeacher(nn.Module):
+    """HR -> encoder (stride = scale) -> backbone -> SR; no degradation branch."""
+
+    def __init__(
+        self, backbone: nn.Module, scale: int, in_channels: int = 1, shared_prelu: bool = False
+    ) -> None:
+        super().__init__()
+        if scale not in SCALES:
+            raise unknown_choice("scale", scale, SCALES)
+        self.scale = scale
+        self.encoder = PISREncoder(in_channels, stride=scale, shared_prelu=shared_prelu)
+        self.backbone = backbone
+
+    def forward(self, hr: torch.Tensor) -> TeacherOutput:
+        check_hr_size(hr, self.scale)
+        lr = self.encoder(hr)
+        sr, feat = self.backbone.forward_with_features(lr)
+        return TeacherOutput(sr=sr, compact=[lr], degraded=[], features=feat)
+
+
+@register_model
+def pisr_teacher(
+    scale: int = 4,
+    backbone: str = "fsrcnn",
+    in_channels: int = 1,
+    shared_prelu: bool = False,
+    backbone_settings: dict | None = None,
+) -> PISRTeacher:
+    """PISR teacher: one-step strided CNN encoder of HR, then the backbone (fsrcnn, vdsr or idn)."""
+    net = build_backbone(backbone, scale, in_channels, backbone_settings)
+    return PISRTeacher(net, scale, in_channels=in_channels, shared_prelu=shared_prelu)
