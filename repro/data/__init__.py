@@ -1,0 +1,1 @@
+"""Data: manifests and verified downloads, image I/O, MATLAB bicubic, benchmark sets, the embedded sample."""
