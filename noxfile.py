@@ -31,7 +31,7 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff over the package, tests and this file."""
     session.install("ruff>=0.4")
-    session.run("ruff", "check", "repro", "tests", "noxfile.py")
+    session.run("ruff", "check", "repro", "tests", "scripts", "noxfile.py")
 
 
 @nox.session(python="3.11")
