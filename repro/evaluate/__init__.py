@@ -1,0 +1,1 @@
+"""Evaluation: PSNR/SSIM on Y as the SR literature measures them, the Bicubic row, model evaluation."""
