@@ -1,0 +1,416 @@
+"""Paired training patches: HR crops with their LR crop and the deep-supervision targets.
+
+Training images are decoded once and kept as `.npy` files (memory-mapped, so worker processes and a
+second run share the pages and start at once). Every sample is a pure function of (seed, index): a
+run resumed at any iteration, or split across workers and ranks, sees exactly the same patches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm import tqdm
+
+from repro.data.images import read_image
+from repro.data.imresize import imresize
+from repro.errors import ReproError, unknown_choice
+from repro.evaluate.metrics import rgb_to_y
+from repro.io_utils import atomic_write, atomic_write_text
+from repro.paths import data_root, default_cache_root
+
+TRAIN_SOURCES = ("div2k", "t91", "sample")
+SCALES = (2, 3, 4)
+DIV2K_TRAIN_IDS = tuple(f"{i:04d}" for i in range(1, 801))  # the paper trains on DIV2K 0001-0800
+PAPER_HR_PATCH, PAPER_BATCH = 192, 16
+DEFAULT_LENGTH = 1000 * PAPER_BATCH  # one "epoch" of 1000 iterations (PISR's convention); see __len__
+_CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TrainImage:
+    """One training image: `hr` (HxWx3 uint8, mod-cropped) and its downscales `levels[factor]`."""
+
+    name: str
+    hr: np.ndarray
+    levels: dict[int, np.ndarray]
+
+
+def level_factors(scale: int) -> tuple[int, ...]:
+    """Downscale factors of the targets, finest first: x4 -> (2, 4) (X'_bic, LR); x2/x3 -> (s,)."""
+    if scale not in SCALES:
+        raise unknown_choice("scale", scale, SCALES)
+    return (2, 4) if scale == 4 else (scale,)
+
+
+def _crop_multiple(scale: int) -> int:
+    return math.lcm(*level_factors(scale))
+
+
+def _rgb(img: np.ndarray) -> np.ndarray:
+    """Training works on 3 channels: a grayscale image is repeated (its Y is then BT.601 of R=G=B)."""
+    return np.repeat(img[:, :, None], 3, axis=2) if img.ndim == 2 else img
+
+
+# ---------------------------------------------------------------- where the source images are
+@dataclass(frozen=True)
+class _Entry:
+    name: str
+    hr: Path | None  # None for the embedded sample
+    lr: Path | None  # the official LR file at the requested scale, when the source ships one
+
+
+def _missing(source: str, path: Path) -> ReproError:
+    return ReproError(
+        f"training set {source} not found at {path}; run `repro data fetch {source} --root DIR` "
+        "and pass --data-root DIR (or set REPRO_DATA=DIR)"
+    )
+
+
+def _entries(source: str, scale: int, root: Path) -> list[_Entry]:
+    if source == "t91":
+        folder = root / "T91"
+        files = sorted(folder.glob("*.bmp")) if folder.is_dir() else []
+        if not files:
+            raise _missing("t91", folder)
+        return [_Entry(p.stem, p, None) for p in files]
+    if source == "div2k":
+        folder = root / "DIV2K" / "DIV2K_train_HR"
+        missing = [i for i in DIV2K_TRAIN_IDS if not (folder / f"{i}.png").is_file()]
+        if missing:
+            if len(missing) < len(DIV2K_TRAIN_IDS):
+                raise ReproError(f"training set div2k at {folder} lacks {len(missing)} of "
+                                 f"{len(DIV2K_TRAIN_IDS)} images (e.g. {missing[0]}.png); "
+                                 "run `repro data fetch div2k --root DIR` again")
+            raise _missing("div2k", folder)
+        lr_dir = root / "DIV2K" / "DIV2K_train_LR_bicubic" / f"X{scale}"
+        if not lr_dir.is_dir():
+            warnings.warn(f"official DIV2K LR not found at {lr_dir}: computing it with imresize "
+                          "(run `repro data fetch div2k` for the MATLAB-made files)", stacklevel=3)
+        return [_Entry(i, folder / f"{i}.png", lr_dir / f"{i}x{scale}.png" if lr_dir.is_dir() else None)
+                for i in DIV2K_TRAIN_IDS]
+    if source == "sample":
+        return []  # names come from the embedded set itself
+    raise unknown_choice("training source", source, TRAIN_SOURCES)
+
+
+def _fingerprint(parts: Sequence[object]) -> str:
+    return hashlib.sha1(json.dumps([_CACHE_VERSION, *parts], default=str).encode()).hexdigest()[:12]
+
+
+def _file_key(path: Path | None) -> object:
+    if path is None:
+        return None
+    st = path.stat()
+    return [path.name, st.st_size, st.st_mtime_ns]
+
+
+def _sample_key() -> list[object]:
+    import skimage
+
+    import repro.data.sample as sample_module
+
+    return [skimage.__version__, hashlib.sha1(Path(sample_module.__file__).read_bytes()).hexdigest()]
+
+
+# ---------------------------------------------------------------- the decoded-image cache
+def _writable(folder: Path) -> bool:
+    """Whether we may create files in `folder`; a folder whose mode has no write bit counts as read-only
+    even for root (a shared, deliberately read-only data root must stay untouched)."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        if not existing.stat().st_mode & 0o222 or not os.access(existing, os.W_OK):
+            return False
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".probe.", dir=folder)
+        os.close(fd)
+        os.unlink(tmp)
+        return True
+    except OSError:
+        return False
+
+
+def cache_dir(root: str | os.PathLike[str] | None = None) -> Path | None:
+    """`<root>/.cache`, or a per-user folder keyed by the root when the root is read-only; None if neither."""
+    root_path = data_root(root).resolve()
+    candidates = [root_path / ".cache",
+                  default_cache_root() / "cache" / hashlib.sha1(str(root_path).encode()).hexdigest()[:12]]
+    return next((c for c in candidates if _writable(c)), None)
+
+
+def _save_npy(path: Path, arr: np.ndarray) -> None:
+    atomic_write(path, lambda fh: np.save(fh, np.ascontiguousarray(arr), allow_pickle=False))
+
+
+def _load_npy(path: Path) -> np.ndarray | None:
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError):
+        return None  # absent or damaged: rebuilt
+
+
+_MEMORY: dict[tuple[str, int, str, str], list[TrainImage]] = {}
+
+
+def clear_memory_cache() -> None:
+    """Forget the images held by this process (the disk cache stays)."""
+    _MEMORY.clear()
+
+
+def _build_levels(hr: np.ndarray, scale: int, lr: np.ndarray | None, where: str) -> dict[int, np.ndarray]:
+    levels: dict[int, np.ndarray] = {}
+    for factor in level_factors(scale):
+        if factor == scale and lr is not None:
+            lr = _rgb(lr)
+            if lr.shape == (hr.shape[0] // scale, hr.shape[1] // scale, 3):
+                levels[factor] = lr
+                continue
+            warnings.warn(f"official LR {where} is {lr.shape[1]}x{lr.shape[0]}, expected "
+                          f"{hr.shape[1] // scale}x{hr.shape[0] // scale} from the mod-cropped HR: "
+                          "recomputed with imresize", stacklevel=4)
+        levels[factor] = imresize(hr, 1.0 / factor)
+    return levels
+
+
+def load_train_images(source: str, scale: int, root: str | os.PathLike[str] | None = None,
+                      progress: bool = True,
+                      cache_root: str | os.PathLike[str] | None = None) -> list[TrainImage]:
+    """The training images of `source` at `scale`: HR mod-cropped, LR (and X'_bic at x4) beside it.
+
+    The official LR file is used where the source ships one (DIV2K); otherwise LR = imresize(HR, 1/s).
+    Decoded once, then read back from `.npy` files (memory-mapped, read-only) by every later call;
+    `cache_root` overrides where they go (default: `cache_dir(root)`).
+    """
+    if source not in TRAIN_SOURCES:
+        raise unknown_choice("training source", source, TRAIN_SOURCES)
+    level_factors(scale)
+    root_path = data_root(root)
+    key = (source, scale, str(root_path.resolve()), str(cache_root))
+    if key in _MEMORY:
+        return _MEMORY[key]
+
+    entries = _entries(source, scale, root_path)
+    if source == "sample":
+        src_key: list[object] = _sample_key()
+        scale_key: list[object] = []
+    else:
+        src_key = [[e.name, _file_key(e.hr)] for e in entries]
+        scale_key = [[e.name, _file_key(e.lr)] for e in entries]
+    base = Path(cache_root) if cache_root is not None else cache_dir(root_path)
+    if base is None:
+        warnings.warn("no writable cache folder (data root and ~/.cache): training images are decoded "
+                      "in memory only", stacklevel=2)
+    src_dir = base / "train" / f"{source}-{_fingerprint(src_key)}" if base else None
+    scale_dir = src_dir / f"x{scale}-{_fingerprint(scale_key)}" if src_dir else None
+    images = _load_cached(scale_dir, scale) if scale_dir else None
+    if images is None:
+        images = _build(source, scale, entries, src_dir, scale_dir, progress)
+    _MEMORY[key] = images
+    return images
+
+
+def _load_cached(scale_dir: Path, scale: int) -> list[TrainImage] | None:
+    try:
+        names = json.loads((scale_dir / "manifest.json").read_text())["names"]
+    except (OSError, ValueError, KeyError):
+        return None
+    crop = _crop_multiple(scale)
+    images = []
+    for name in names:
+        hr = _load_npy(scale_dir.parent / "hr" / f"{name}.npy")
+        levels = {f: _load_npy(scale_dir / f"{name}.l{f}.npy") for f in level_factors(scale)}
+        if hr is None or any(v is None for v in levels.values()):
+            return None
+        h, w = hr.shape[0] - hr.shape[0] % crop, hr.shape[1] - hr.shape[1] % crop
+        images.append(TrainImage(name, hr[:h, :w], levels))
+    return images
+
+
+def _build(source: str, scale: int, entries: list[_Entry], src_dir: Path | None,
+           scale_dir: Path | None, progress: bool) -> list[TrainImage]:
+    crop = _crop_multiple(scale)
+    if source == "sample":
+        from repro.data.sample import sample_images
+
+        decoded = {n: _rgb(np.asarray(a, dtype=np.uint8)) for n, a in sorted(sample_images("train").items())}
+        entries = [_Entry(n, None, None) for n in decoded]
+
+    def one(entry: _Entry) -> TrainImage:
+        hr_file = src_dir / "hr" / f"{entry.name}.npy" if src_dir is not None else None
+        full = _load_npy(hr_file) if hr_file is not None else None  # cached for another scale?
+        if full is None:
+            full = decoded[entry.name] if entry.hr is None else _rgb(read_image(entry.hr))
+            if hr_file is not None:
+                _save_npy(hr_file, full)
+        lr = read_image(entry.lr) if entry.lr is not None and entry.lr.is_file() else None
+        if entry.lr is not None and lr is None:
+            warnings.warn(f"official LR {entry.lr} missing: computed with imresize", stacklevel=2)
+        h, w = full.shape[0] - full.shape[0] % crop, full.shape[1] - full.shape[1] % crop
+        hr = full[:h, :w]
+        levels = _build_levels(hr, scale, lr, str(entry.lr))
+        if scale_dir is not None:
+            for factor, arr in levels.items():
+                _save_npy(scale_dir / f"{entry.name}.l{factor}.npy", arr)
+        return TrainImage(entry.name, hr, levels)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+        images = list(tqdm(pool.map(one, entries), total=len(entries), desc=f"decoding {source} x{scale}",
+                           disable=not progress, leave=False))
+    if scale_dir is not None:  # the manifest comes last: its presence means every file is complete
+        atomic_write_text(scale_dir / "manifest.json", json.dumps({"names": [e.name for e in entries]}))
+        reread = _load_cached(scale_dir, scale)  # serve memory-mapped copies: shared by worker processes
+        if reread is not None:
+            images = reread
+    for img in images:
+        img.hr.flags.writeable = False
+        for arr in img.levels.values():
+            arr.flags.writeable = False
+    return images
+
+
+# ---------------------------------------------------------------- patches
+def _augment(arr: np.ndarray, flip: bool, rot: int) -> np.ndarray:
+    """Horizontal flip then `rot` quarter turns of the last two axes (H, W)."""
+    if flip:
+        arr = arr[..., ::-1]
+    return np.rot90(arr, rot, axes=(-2, -1)) if rot else arr
+
+
+def collate_patches(items: Sequence[dict[str, object]]) -> dict[str, object]:
+    """Batch patch dicts with a single-threaded `np.stack`: on a busy 2-core machine the multi-threaded
+    copy of `default_collate`'s `torch.stack` took 30-70 ms per batch, np.stack 0.1-0.3 ms."""
+    def batch(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+        return torch.from_numpy(np.stack([t.numpy() for t in tensors]))
+
+    levels = zip(*(it["targets"] for it in items), strict=True)
+    return {"hr": batch([it["hr"] for it in items]), "lr": batch([it["lr"] for it in items]),
+            "targets": [batch(level) for level in levels]}
+
+
+class PatchDataset(Dataset):
+    """Random aligned HR/LR patches; item `i` depends only on (seed, i).
+
+    An HR crop of `hr_patch` pixels starts at a multiple of the scale, so each level's crop covers
+    exactly the same region; flip and rotation are applied alike to HR and every level.
+    `length` is only what len() reports: any index >= 0 is valid, so training can run any number
+    of iterations (see `batch_indices`).
+    """
+
+    def __init__(self, images: Sequence[TrainImage], scale: int, hr_patch: int = PAPER_HR_PATCH,
+                 in_channels: int = 1, augment: bool = True, seed: int = 0,
+                 length: int = DEFAULT_LENGTH) -> None:
+        self.factors = level_factors(scale)
+        if hr_patch <= 0 or hr_patch % _crop_multiple(scale):
+            raise ReproError(f"HR patch size {hr_patch} must be a positive multiple of "
+                             f"{_crop_multiple(scale)} at x{scale}")
+        if in_channels not in (1, 3):
+            raise unknown_choice("number of input channels", in_channels, (1, 3))
+        self.images = [im for im in images if min(im.hr.shape[:2]) >= hr_patch]
+        if len(self.images) < len(images):
+            warnings.warn(f"{len(images) - len(self.images)} of {len(images)} training images are smaller "
+                          f"than the {hr_patch}x{hr_patch} patch and are skipped", stacklevel=2)
+        if not self.images:
+            raise ReproError(f"no training image is at least {hr_patch}x{hr_patch}; use a smaller patch")
+        for im in self.images:
+            for f in self.factors:
+                if im.levels[f].shape[:2] != (im.hr.shape[0] // f, im.hr.shape[1] // f):
+                    raise ReproError(f"training image {im.name}: level 1/{f} has shape "
+                                     f"{im.levels[f].shape}, expected HR/{f} from {im.hr.shape}")
+        self.scale, self.hr_patch, self.in_channels = scale, hr_patch, in_channels
+        self.augment, self.seed, self.length = augment, int(seed), int(length)
+        self._by_name = {m.name: m for m in self.images}
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _tensor(self, arr: np.ndarray, flip: bool, rot: int) -> torch.Tensor:
+        """uint8 HxWx3 crop -> float32 [C, H, W] in 0..1, flipped/rotated (after the pointwise
+        colour conversion, which commutes with them and is cheaper before the copy)."""
+        if self.in_channels == 1:
+            plane = (rgb_to_y(arr) / 255.0).astype(np.float32)[None]
+        else:
+            plane = arr.transpose(2, 0, 1).astype(np.float32) / np.float32(255.0)
+        return torch.from_numpy(np.ascontiguousarray(_augment(plane, flip, rot)))
+
+    def crop(self, i: int) -> tuple[str, tuple[int, int], bool, int]:
+        """The random choices of item `i`: image name, HR top-left, flip, number of 90-degree turns."""
+        if i < 0:
+            raise IndexError(f"patch index must be >= 0, got {i}")
+        rng = np.random.default_rng([self.seed, int(i)])
+        im = self.images[int(rng.integers(len(self.images)))]
+        s, p = self.scale, self.hr_patch
+        top = int(rng.integers((im.hr.shape[0] - p) // s + 1)) * s
+        left = int(rng.integers((im.hr.shape[1] - p) // s + 1)) * s
+        flip, rot = bool(rng.integers(2)), int(rng.integers(4))  # drawn always: crops don't depend on augment
+        return im.name, (top, left), flip and self.augment, rot if self.augment else 0
+
+    def __getitem__(self, i: int) -> dict[str, object]:
+        name, (top, left), flip, rot = self.crop(i)
+        im = self._by_name[name]
+        p = self.hr_patch
+        hr = self._tensor(im.hr[top:top + p, left:left + p], flip, rot)
+        targets = [self._tensor(im.levels[f][top // f:(top + p) // f, left // f:(left + p) // f], flip, rot)
+                   for f in self.factors]
+        return {"hr": hr, "lr": targets[-1], "targets": targets}
+
+
+# ---------------------------------------------------------------- iteration-ordered loading
+def batch_indices(iteration: int, batch_size: int, rank: int = 0, world_size: int = 1) -> list[int]:
+    """Sample indices of global batch `iteration` held by `rank` (the global batch split evenly)."""
+    if batch_size % world_size:
+        raise ReproError(f"batch size {batch_size} must be a multiple of the world size {world_size}")
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} out of range for world size {world_size}")
+    per = batch_size // world_size
+    start = iteration * batch_size + rank * per
+    return list(range(start, start + per))
+
+
+class IterationBatchSampler(Sampler[list[int]]):
+    """Yields `batch_indices` for iterations start .. start+num-1: resuming is just another start."""
+
+    def __init__(self, batch_size: int, start_iteration: int, num_iterations: int,
+                 rank: int = 0, world_size: int = 1) -> None:
+        batch_indices(start_iteration, batch_size, rank, world_size)  # validates the split
+        self.batch_size, self.start, self.num = batch_size, start_iteration, num_iterations
+        self.rank, self.world_size = rank, world_size
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for it in range(self.start, self.start + self.num):
+            yield batch_indices(it, self.batch_size, self.rank, self.world_size)
+
+    def __len__(self) -> int:
+        return self.num
+
+
+def seed_worker(worker_id: int) -> None:
+    """Seed every RNG of a loader worker from the loader's base seed; one thread per worker."""
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+    torch.set_num_threads(1)  # workers share the cores with the training step
+
+
+def make_loader(dataset: Dataset, batch_size: int, start_iteration: int, num_iterations: int,
+                num_workers: int = 0, rank: int = 0, world_size: int = 1,
+                worker_init_fn: Callable[[int], None] | None = seed_worker) -> DataLoader:
+    """Collated batches of iterations start .. start+num-1 in order (`batch_size` is the global batch)."""
+    sampler = IterationBatchSampler(batch_size, start_iteration, num_iterations, rank, world_size)
+    extra = {"persistent_workers": True, "prefetch_factor": 4, "worker_init_fn": worker_init_fn} \
+        if num_workers > 0 else {}
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate_patches,
+                      pin_memory=torch.cuda.is_available(), **extra)

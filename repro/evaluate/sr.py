@@ -1,0 +1,147 @@
+"""Run a network on benchmark images and measure it as the SR literature does (SPEC 5).
+
+Y-channel networks see the LR image's BT.601 Y (MATLAB `rgb2ycbcr`, kept as float like the training
+patches); their output is clipped to [0, 255] and rounded to uint8, then compared with the HR's Y
+(float) after cropping `scale` pixels per border. Grayscale images go through as they are.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from repro.data.benchmark import ImagePair, load_set
+from repro.data.imresize import imresize
+from repro.errors import unknown_choice
+from repro.evaluate.metrics import psnr_y, rgb_to_y, ssim_y
+
+# MATLAB rgb2ycbcr (BT.601, studio swing) for 0..255 RGB: ycbcr = offset + M @ rgb / 255.
+_YCBCR = np.array([[65.481, 128.553, 24.966],
+                   [-37.797, -74.203, 112.0],
+                   [112.0, -93.786, -18.214]]) / 255.0
+_OFFSET = np.array([16.0, 128.0, 128.0])
+
+
+def rgb_to_ycbcr(img: np.ndarray) -> np.ndarray:
+    """HxWx3 0..255 RGB -> float64 YCbCr as MATLAB's rgb2ycbcr before its final rounding."""
+    return img.astype(np.float64) @ _YCBCR.T + _OFFSET
+
+
+def ycbcr_to_rgb(ycc: np.ndarray) -> np.ndarray:
+    """Float YCbCr -> uint8 RGB (exact inverse of `rgb_to_ycbcr`, then clip and round)."""
+    rgb = (ycc - _OFFSET) @ np.linalg.inv(_YCBCR).T
+    return np.clip(np.floor(rgb + 0.5), 0, 255).astype(np.uint8)
+
+
+def _to_uint8(x: torch.Tensor) -> np.ndarray:
+    """[C, H, W] float in 0..1 -> uint8 HxW (C=1) or HxWx3, clipped and rounded (half up)."""
+    arr = x.detach().float().cpu().numpy().astype(np.float64) * 255.0
+    arr = np.clip(np.floor(arr + 0.5), 0, 255).astype(np.uint8)
+    return arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)
+
+
+def _device_of(model: nn.Module) -> torch.device | None:
+    param = next(iter(model.parameters()), None)
+    return None if param is None else param.device
+
+
+@torch.no_grad()
+def super_resolve(model: nn.Module, lr_uint8: np.ndarray, in_channels: int = 1,
+                  device: str | torch.device = "cpu", scale: int | None = None) -> np.ndarray:
+    """SR of one uint8 LR image: HxW uint8 (the SR Y, or the SR gray) for a Y network, HxWx3 for RGB.
+
+    The model must already be on `device` and in eval mode (`evaluate_model` takes care of both);
+    `scale`, when given, is checked against the output size.
+    """
+    if in_channels not in (1, 3):
+        raise unknown_choice("number of input channels", in_channels, (1, 3))
+    lr = np.asarray(lr_uint8)
+    if in_channels == 1:
+        plane = rgb_to_y(lr)[None]  # a grayscale LR stays as it is
+    else:
+        rgb = np.repeat(lr[:, :, None], 3, axis=2) if lr.ndim == 2 else lr
+        plane = rgb.transpose(2, 0, 1).astype(np.float64)
+    x = torch.from_numpy((plane / 255.0).astype(np.float32))[None].to(device)
+    sr = model(x)
+    h, w = lr.shape[:2]
+    s = scale or (sr.shape[-2] // h if sr.dim() == 4 else 0)
+    if sr.dim() != 4 or sr.shape[:2] != x.shape[:2] or s < 1 or tuple(sr.shape[2:]) != (h * s, w * s):
+        want = f" x{scale}" if scale else ""
+        raise ValueError(f"model output {tuple(sr.shape)} is not an{want} upscale "
+                         f"of its input {tuple(x.shape)}")
+    out = _to_uint8(sr[0])
+    if in_channels == 3 and lr.ndim == 2:  # a grayscale image fed as R=G=B: measure it as one plane
+        out = np.clip(np.floor(out.astype(np.float64).mean(axis=2) + 0.5), 0, 255).astype(np.uint8)
+    return out
+
+
+def super_resolve_rgb(model: nn.Module, lr_uint8: np.ndarray, in_channels: int = 1,
+                      device: str | torch.device = "cpu", scale: int | None = None) -> np.ndarray:
+    """A viewable colour SR: the network's Y with Cb/Cr upscaled by MATLAB bicubic (for figures)."""
+    sr = super_resolve(model, lr_uint8, in_channels, device, scale)
+    lr = np.asarray(lr_uint8)
+    if in_channels == 3 or lr.ndim == 2:
+        return sr
+    ycc = rgb_to_ycbcr(lr)
+    chroma = imresize(ycc[:, :, 1:], sr.shape[0] / lr.shape[0])
+    return ycbcr_to_rgb(np.concatenate([sr[:, :, None].astype(np.float64), chroma], axis=2))
+
+
+def evaluate_pairs(model: nn.Module, pairs: Iterable[ImagePair], dataset: str, scale: int,
+                   in_channels: int = 1, device: str | torch.device = "cpu",
+                   progress: bool = True) -> pd.DataFrame:
+    """Per-image PSNR/SSIM of `model` on HR/LR pairs (model already on `device`, eval mode).
+
+    The SR must have the HR's size; the LR may be anything the model takes (a privileged teacher is
+    measured on pairs whose `lr` is the HR image itself).
+    """
+    pairs = list(pairs)
+    rows = []
+    bar = tqdm(pairs, desc=f"{dataset} x{scale}", leave=False, file=sys.stderr, disable=not progress)
+    for pair in bar:
+        sr = super_resolve(model, pair.lr, in_channels, device)
+        if sr.shape[:2] != pair.hr.shape[:2]:
+            raise ValueError(f"{dataset}/{pair.name} x{scale}: the model made a {sr.shape[1]}x{sr.shape[0]} "
+                             f"image from a {pair.lr.shape[1]}x{pair.lr.shape[0]} input, but the HR is "
+                             f"{pair.hr.shape[1]}x{pair.hr.shape[0]} (wrong scale for this model?)")
+        # a Y network's SR is already a Y plane: compare it with the HR's Y, kept as float
+        hr = rgb_to_y(pair.hr) if in_channels == 1 and pair.hr.ndim == 3 else pair.hr
+        rows.append({"dataset": dataset, "image": pair.name, "scale": scale,
+                     "psnr": psnr_y(sr, hr, scale), "ssim": ssim_y(sr, hr, scale)})
+    return pd.DataFrame(rows, columns=["dataset", "image", "scale", "psnr", "ssim"])
+
+
+def evaluate_model(model: nn.Module, sets: str | Sequence[str], scale: int,
+                   root: str | os.PathLike[str] | None = None, in_channels: int = 1,
+                   device: str | torch.device = "cpu", progress: bool = True) -> pd.DataFrame:
+    """Per-image rows (dataset, image, scale, psnr, ssim) of `model` on the named test sets.
+
+    The model is moved to `device` and put in eval mode for the measurement, then put back where
+    it was (device and train/eval mode), so a training loop can call this between iterations.
+    """
+    names = [sets] if isinstance(sets, str) else list(sets)
+    was_training, home = model.training, _device_of(model)
+    model.to(device).eval()
+    try:
+        frames = [evaluate_pairs(model, load_set(name, scale, root), name, scale, in_channels, device,
+                                 progress) for name in names]
+    finally:
+        if home is not None:
+            model.to(home)
+        model.train(was_training)
+    return pd.concat(frames, ignore_index=True) if frames else evaluate_pairs(model, [], "", scale)
+
+
+def summarise(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean PSNR/SSIM and the image count per (dataset, scale), datasets in their first-seen order."""
+    out = (df.groupby(["dataset", "scale"], sort=False)
+             .agg(psnr=("psnr", "mean"), ssim=("ssim", "mean"), images=("image", "count"))
+             .reset_index())
+    return out

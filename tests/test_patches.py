@@ -1,0 +1,304 @@
+"""Training patches: loading and caching the source images, aligned crops, augmentation, determinism."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import numpy as np
+import pytest
+import torch
+
+from repro.data import patches as P
+from repro.data.images import write_image
+from repro.data.imresize import imresize
+from repro.errors import ReproError
+from repro.evaluate.metrics import rgb_to_y
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    """Per-user cache in the test's folder; no images remembered between tests."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("REPRO_DATA", raising=False)
+    P.clear_memory_cache()
+    yield
+    P.clear_memory_cache()
+
+
+def _photo(h: int, w: int, seed: int, gray: bool = False) -> np.ndarray:
+    """Smooth random image (so bicubic levels are non-trivial) of size h x w."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (h // 8 + 2, w // 8 + 2, 1 if gray else 3), dtype=np.uint8)
+    img = imresize(small, 8.0)[:h, :w]
+    return img[:, :, 0] if gray else img
+
+
+@pytest.fixture
+def t91_root(tmp_path):
+    root = tmp_path / "data"
+    sizes = [(100, 130), (98, 77), (61, 90)]
+    for k, (h, w) in enumerate(sizes):
+        write_image(root / "T91" / f"t{k + 1}.bmp", _photo(h, w, k, gray=(k == 2)))
+    return root
+
+
+def _tree_files(path):
+    return sorted(p for p in path.rglob("*") if p.is_file())
+
+
+# ---------------------------------------------------------------- loading
+def test_t91_levels_are_imresize_of_mod_cropped_hr(t91_root):
+    images = P.load_train_images("t91", 4, root=t91_root, progress=False)
+    assert [im.name for im in images] == ["t1", "t2", "t3"]
+    for im in images:
+        assert im.hr.dtype == np.uint8 and im.hr.ndim == 3 and im.hr.shape[2] == 3
+        assert im.hr.shape[0] % 4 == 0 and im.hr.shape[1] % 4 == 0
+        assert sorted(im.levels) == [2, 4]
+        np.testing.assert_array_equal(im.levels[4], imresize(np.asarray(im.hr), 0.25))
+        np.testing.assert_array_equal(im.levels[2], imresize(np.asarray(im.hr), 0.5))
+    assert images[0].hr.shape == (100, 128, 3)
+    gray = images[2].hr
+    assert np.array_equal(gray[:, :, 0], gray[:, :, 1]) and np.array_equal(gray[:, :, 0], gray[:, :, 2])
+    x3 = P.load_train_images("t91", 3, root=t91_root, progress=False)
+    assert sorted(x3[0].levels) == [3] and x3[0].hr.shape == (99, 129, 3)
+
+
+def test_missing_and_unknown_sources(tmp_path):
+    with pytest.raises(ReproError, match=r"repro data fetch t91"):
+        P.load_train_images("t91", 4, root=tmp_path)
+    with pytest.raises(ReproError, match=r"repro data fetch div2k"):
+        P.load_train_images("div2k", 4, root=tmp_path)
+    with pytest.raises(ReproError, match=r"valid choices: div2k, t91, sample"):
+        P.load_train_images("div2k_valid", 4, root=tmp_path)
+    with pytest.raises(ReproError, match=r"valid choices: 2, 3, 4"):
+        P.load_train_images("t91", 5, root=tmp_path)
+
+
+@pytest.fixture
+def div2k_root(tmp_path, monkeypatch):
+    """A DIV2K tree of three images (the real one has 800): official X4 LR for two, a wrong-size one."""
+    monkeypatch.setattr(P, "DIV2K_TRAIN_IDS", ("0001", "0002", "0003"))
+    root = tmp_path / "data"
+    for k, name in enumerate(P.DIV2K_TRAIN_IDS):
+        hr = _photo(96, 120, 10 + k)
+        write_image(root / "DIV2K" / "DIV2K_train_HR" / f"{name}.png", hr)
+        lr = 255 - imresize(hr, 0.25)  # not what imresize gives: proves the file is what got used
+        if name == "0003":
+            lr = lr[:-1]
+        write_image(root / "DIV2K" / "DIV2K_train_LR_bicubic" / "X4" / f"{name}x4.png", lr)
+    return root
+
+
+def test_div2k_uses_official_lr_and_checks_its_size(div2k_root):
+    with pytest.warns(UserWarning, match=r"0003x4.png.*recomputed with imresize"):
+        images = P.load_train_images("div2k", 4, root=div2k_root, progress=False)
+    by = {im.name: im for im in images}
+    np.testing.assert_array_equal(by["0001"].levels[4], 255 - imresize(np.asarray(by["0001"].hr), 0.25))
+    np.testing.assert_array_equal(by["0003"].levels[4], imresize(np.asarray(by["0003"].hr), 0.25))
+    np.testing.assert_array_equal(by["0002"].levels[2], imresize(np.asarray(by["0002"].hr), 0.5))
+
+
+def test_div2k_incomplete_or_without_lr(div2k_root):
+    with pytest.warns(UserWarning, match=r"official DIV2K LR not found"):
+        images = P.load_train_images("div2k", 3, root=div2k_root, progress=False)
+    np.testing.assert_array_equal(images[0].levels[3], imresize(np.asarray(images[0].hr), 1 / 3))
+    (div2k_root / "DIV2K" / "DIV2K_train_HR" / "0002.png").unlink()
+    P.clear_memory_cache()
+    with pytest.raises(ReproError, match=r"lacks 1 of 3 images.*repro data fetch div2k"):
+        P.load_train_images("div2k", 4, root=div2k_root)
+
+
+def test_disk_cache_is_reused_without_decoding(t91_root, monkeypatch):
+    first = P.load_train_images("t91", 4, root=t91_root, progress=False)
+    cache = t91_root / ".cache"
+    assert (files := _tree_files(cache)) and not [p for p in files if p.suffix == ".tmp"]
+    assert len([p for p in files if p.name == "manifest.json"]) == 1
+    P.clear_memory_cache()
+
+    def no_decoding(path):
+        raise AssertionError(f"decoded {path} although it is cached")
+
+    monkeypatch.setattr(P, "read_image", no_decoding)
+    second = P.load_train_images("t91", 4, root=t91_root, progress=False)
+    for a, b in zip(first, second, strict=True):
+        assert isinstance(b.hr, np.memmap) and not b.hr.flags.writeable
+        np.testing.assert_array_equal(a.hr, b.hr)
+        for f in (2, 4):
+            np.testing.assert_array_equal(a.levels[f], b.levels[f])
+    assert P.load_train_images("t91", 4, root=t91_root) is second  # in-memory cache of the process
+    x2 = P.load_train_images("t91", 2, root=t91_root, progress=False)  # new scale, HR already decoded
+    np.testing.assert_array_equal(x2[0].levels[2], imresize(np.asarray(x2[0].hr), 0.5))
+
+
+def test_interrupted_cache_build_leaves_only_whole_files(t91_root, monkeypatch):
+    real, calls = P.read_image, []
+
+    def flaky(path):
+        calls.append(path)
+        if len(calls) == 3:
+            raise ReproError(f"cannot read image {path}")
+        return real(path)
+
+    monkeypatch.setattr(P, "ThreadPoolExecutor", _SerialPool)
+    monkeypatch.setattr(P, "read_image", flaky)
+    with pytest.raises(ReproError):
+        P.load_train_images("t91", 4, root=t91_root, progress=False)
+    files = _tree_files(t91_root / ".cache")
+    assert files and not [p for p in files if p.name == "manifest.json" or p.suffix == ".tmp"]
+    for p in files:
+        np.load(p)  # every file that exists is complete
+    monkeypatch.setattr(P, "read_image", real)
+    images = P.load_train_images("t91", 4, root=t91_root, progress=False)
+    assert len(images) == 3 and len(_tree_files(t91_root / ".cache")) == 3 * 3 + 1
+
+
+class _SerialPool:
+    """ThreadPoolExecutor stand-in that runs in order (so 'the third decode fails' is well defined)."""
+
+    def __init__(self, max_workers=None):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def map(self, fn, items):
+        return map(fn, items)
+
+
+def test_read_only_root_caches_in_user_folder(t91_root, tmp_path):
+    mode = t91_root.stat().st_mode
+    os.chmod(t91_root, stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP)
+    try:
+        images = P.load_train_images("t91", 2, root=t91_root, progress=False)
+    finally:
+        os.chmod(t91_root, mode)
+    assert len(images) == 3 and not (t91_root / ".cache").exists()
+    assert [p for p in _tree_files(tmp_path / "xdg") if p.name == "manifest.json"]
+
+
+def test_sample_source(tmp_path):
+    images = P.load_train_images("sample", 4, root=tmp_path, progress=False)
+    assert len(images) >= 5 and all(im.hr.shape[2] == 3 for im in images)
+    assert (tmp_path / ".cache").is_dir()
+
+
+# ---------------------------------------------------------------- patches
+@pytest.fixture
+def images(t91_root):
+    return P.load_train_images("t91", 4, root=t91_root, progress=False)
+
+
+def _y(arr: np.ndarray) -> np.ndarray:
+    return (rgb_to_y(arr) / 255.0).astype(np.float32)
+
+
+def test_patch_crops_align_with_levels(images):
+    ds = P.PatchDataset(images, 4, 48, augment=False, seed=3)
+    by = {im.name: im for im in images}
+    for i in range(30):
+        item = ds[i]
+        name, (top, left), flip, rot = ds.crop(i)
+        assert (flip, rot) == (False, 0) and top % 4 == 0 and left % 4 == 0
+        im = by[name]
+        assert item["hr"].shape == (1, 48, 48) and item["hr"].dtype == torch.float32
+        np.testing.assert_array_equal(item["hr"][0].numpy(), _y(im.hr[top:top + 48, left:left + 48]))
+        lr = im.levels[4][top // 4:top // 4 + 12, left // 4:left // 4 + 12]
+        half = im.levels[2][top // 2:top // 2 + 24, left // 2:left // 2 + 24]
+        np.testing.assert_array_equal(item["lr"][0].numpy(), _y(lr))
+        assert [t.shape for t in item["targets"]] == [(1, 24, 24), (1, 12, 12)]
+        np.testing.assert_array_equal(item["targets"][0][0].numpy(), _y(half))
+        assert item["targets"][1] is item["lr"]
+
+
+def test_rgb_patches_and_x3_targets(t91_root):
+    images = P.load_train_images("t91", 3, root=t91_root, progress=False)
+    item = P.PatchDataset(images, 3, 48, in_channels=3, seed=1)[5]
+    assert item["hr"].shape == (3, 48, 48) and item["lr"].shape == (3, 16, 16)
+    assert len(item["targets"]) == 1
+    assert float(item["hr"].min()) >= 0.0 and float(item["hr"].max()) <= 1.0
+
+
+def _undo(t: torch.Tensor, flip: bool, rot: int) -> torch.Tensor:
+    t = torch.rot90(t, -rot, dims=(1, 2))
+    return torch.flip(t, dims=(2,)) if flip else t
+
+
+def test_flips_and_rotations_are_the_same_for_every_level(images):
+    aug = P.PatchDataset(images, 4, 48, augment=True, seed=7)
+    plain = P.PatchDataset(images, 4, 48, augment=False, seed=7)
+    seen = set()
+    for i in range(40):
+        _, pos, flip, rot = aug.crop(i)
+        assert plain.crop(i)[1] == pos  # augmentation does not move the crop
+        seen.add((flip, rot))
+        a, p = aug[i], plain[i]
+        for key in ("hr", "lr"):
+            torch.testing.assert_close(_undo(a[key], flip, rot), p[key], rtol=0, atol=0)
+        for ta, tp in zip(a["targets"], p["targets"], strict=True):
+            torch.testing.assert_close(_undo(ta, flip, rot), tp, rtol=0, atol=0)
+    assert len(seen) >= 6  # most of the 8 flip/rotation combinations occur
+
+
+def test_items_depend_only_on_seed_and_index(images):
+    ds = P.PatchDataset(images, 4, 48, seed=0)
+    again = P.PatchDataset(images, 4, 48, seed=0)
+    other = P.PatchDataset(images, 4, 48, seed=1)
+    for i in (0, 5, 10**9):
+        torch.testing.assert_close(ds[i]["hr"], again[i]["hr"], rtol=0, atol=0)
+    _ = ds[3]  # order of access does not matter
+    torch.testing.assert_close(ds[4]["lr"], again[4]["lr"], rtol=0, atol=0)
+    assert any(not torch.equal(ds[i]["hr"], other[i]["hr"]) for i in range(5))
+    with pytest.raises(IndexError):
+        ds[-1]
+
+
+def test_patch_size_checks(images):
+    with pytest.raises(ReproError, match="multiple of 4"):
+        P.PatchDataset(images, 4, 50)
+    with pytest.warns(UserWarning, match="1 of 3 training images are smaller"):
+        ds = P.PatchDataset(images, 4, 64)
+    assert len(ds.images) == 2
+    with pytest.raises(ReproError, match="use a smaller patch"), pytest.warns(UserWarning):
+        P.PatchDataset(images, 4, 192)
+
+
+def test_batch_indices_split_the_global_batch():
+    assert P.batch_indices(3, 16) == list(range(48, 64))
+    parts = [P.batch_indices(3, 16, rank, 4) for rank in range(4)]
+    assert sum(parts, []) == list(range(48, 64))
+    assert all(len(p) == 4 for p in parts)
+    with pytest.raises(ReproError, match="multiple of the world size"):
+        P.batch_indices(0, 10, 0, 4)
+    with pytest.raises(ValueError):
+        P.batch_indices(0, 16, 4, 4)
+
+
+def _batches(loader):
+    return [(b["hr"].clone(), b["lr"].clone(), [t.clone() for t in b["targets"]]) for b in loader]
+
+
+def test_loader_resumes_and_matches_with_workers(images):
+    ds = P.PatchDataset(images, 4, 48, seed=5)
+    full = _batches(P.make_loader(ds, 4, 0, 6, num_workers=0))
+    assert len(full) == 6 and full[0][0].shape == (4, 1, 48, 48)
+    assert [t.shape for t in full[0][2]] == [(4, 1, 24, 24), (4, 1, 12, 12)]
+    resumed = _batches(P.make_loader(ds, 4, 2, 4, num_workers=0))
+    workers = _batches(P.make_loader(ds, 4, 0, 6, num_workers=2))
+    rank1 = _batches(P.make_loader(ds, 4, 0, 6, num_workers=0, rank=1, world_size=2))
+    for k in range(6):
+        torch.testing.assert_close(workers[k][0], full[k][0], rtol=0, atol=0)
+        torch.testing.assert_close(workers[k][2][0], full[k][2][0], rtol=0, atol=0)
+        torch.testing.assert_close(rank1[k][1], full[k][1][2:], rtol=0, atol=0)
+        if k >= 2:
+            torch.testing.assert_close(resumed[k - 2][0], full[k][0], rtol=0, atol=0)
+
+
+def test_manifest_lists_every_image(t91_root):
+    P.load_train_images("t91", 4, root=t91_root, progress=False)
+    (manifest,) = [p for p in _tree_files(t91_root / ".cache") if p.name == "manifest.json"]
+    assert json.loads(manifest.read_text())["names"] == ["t1", "t2", "t3"]
