@@ -1,0 +1,63 @@
+"""`repro evaluate RUN_DIR`: PSNR/SSIM (Y channel, SPEC 5) of a trained network on benchmark sets."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from repro.errors import ReproError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="measure a trained run's PSNR/SSIM on benchmark sets",
+                       description=__doc__)
+    p.add_argument("run_dir", metavar="DIR", help="a finished `repro train` run (or its model.pt)")
+    p.add_argument("--sets", default="Set5,Set14,B100,Urban100",
+                   help="comma-separated test sets: Set5, Set14, B100, Urban100, sample "
+                        "(default all but sample)")
+    p.add_argument("--data-root", help="data root (default $REPRO_DATA, else ~/.cache/dssd-repro/data)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--json", metavar="PATH", help="write per-image rows and set means to this JSON file")
+    p.add_argument("--csv", metavar="PATH", help="write the per-image rows to this CSV file")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from repro.data.benchmark import SET_NAMES, ImagePair, load_set
+    from repro.evaluate.sr import evaluate_model, evaluate_pairs, summarise
+    from repro.io_utils import atomic_write_text
+    from repro.train.objectives import TeacherAsSR
+    from repro.train.state import load_model
+
+    sets = [s.strip() for s in args.sets.split(",") if s.strip()]
+    unknown = [s for s in sets if s not in SET_NAMES]
+    if unknown or not sets:
+        raise ReproError(f"unknown test set(s) {', '.join(unknown) or '(none)'}; valid choices: "
+                         f"{', '.join(SET_NAMES)}")
+    net, record = load_model(args.run_dir)
+    in_channels = int(record["settings"].get("in_channels", 1))
+    scale = int(record["scale"])
+    if record["kind"] == "teacher":  # a teacher reconstructs the HR image it is given (privileged)
+        net = TeacherAsSR(net).to(args.device).eval()
+        df = pd.concat([evaluate_pairs(net, [ImagePair(p.name, p.hr, p.hr) for p in
+                                             load_set(name, scale, args.data_root)],
+                                       name, scale, in_channels, args.device) for name in sets],
+                       ignore_index=True)
+    else:
+        df = evaluate_model(net, sets, scale, root=args.data_root, in_channels=in_channels,
+                            device=args.device)
+    means = summarise(df)
+    with pd.option_context("display.float_format", "{:.4f}".format):
+        print(f"{args.run_dir}: {record['model']} x{scale} ({record['kind']})")
+        print(means.to_string(index=False))
+    if args.json:
+        atomic_write_text(Path(args.json), json.dumps({
+            "run": str(args.run_dir), "model": record["model"], "kind": record["kind"], "scale": scale,
+            "means": means.to_dict(orient="records"), "images": df.to_dict(orient="records"),
+        }, indent=2) + "\n")
+    if args.csv:
+        atomic_write_text(Path(args.csv), df.to_csv(index=False))
+    return 0

@@ -1,0 +1,284 @@
+"""The training loop shared by baselines, teachers and students (one readable loop, nanoGPT style).
+
+Build the objective (network + loss of the run's kind), Adam and the cosine schedule; resume from
+`checkpoint.pt` if there is one (weights, optimizer, scheduler, every RNG, iteration); then step
+through the iteration-ordered loader from the resumed iteration, so that a resumed run sees exactly
+the batches an uninterrupted one does. Same seed on CPU -> bit-identical `model.pt`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from repro.data.benchmark import ImagePair, load_set
+from repro.data.patches import PatchDataset, load_train_images, make_loader
+from repro.errors import ReproError
+from repro.evaluate.sr import evaluate_pairs, summarise
+from repro.train import objectives
+from repro.train.config import TrainConfig, to_toml
+from repro.train.distributed import Dist, init_distributed, shutdown
+from repro.train.state import (
+    CHECKPOINT,
+    DONE,
+    METRICS,
+    MODEL,
+    MetricsLog,
+    load_torch,
+    model_record,
+    rng_state,
+    save_torch,
+    seed_everything,
+    set_rng_state,
+    write_json,
+)
+
+RUNS_ROOT = Path("runs")
+
+
+class Cosine:
+    """lr factor at iteration i: from 1 down to min_lr/lr along half a cosine over `total` iterations."""
+
+    def __init__(self, total: int, floor: float, schedule: str = "cosine") -> None:
+        self.total, self.floor, self.schedule = total, floor, schedule
+
+    def __call__(self, i: int) -> float:
+        if self.schedule == "constant":
+            return 1.0
+        progress = min(i, self.total) / self.total
+        return self.floor + (1.0 - self.floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def configure_torch(cfg: TrainConfig, device: torch.device) -> None:
+    if cfg.run.threads > 0:
+        torch.set_num_threads(cfg.run.threads)
+    if cfg.run.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    if (cfg.run.amp or cfg.run.channels_last) and device.type != "cuda":
+        raise ReproError("run.amp and run.channels_last need a CUDA device; set them to false on "
+                         f"{device.type}")
+
+
+def run_dir_for(cfg: TrainConfig, out: str | os.PathLike[str] | None) -> Path:
+    """`--out DIR` if given, else runs/<kind>-<model>-x<scale>-<hash8>."""
+    return Path(out) if out else RUNS_ROOT / cfg.default_run_name()
+
+
+def _existing_hash(run_dir: Path) -> str | None:
+    import json
+
+    path = run_dir / "config.json"
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())["hash"]
+    except (ValueError, KeyError) as exc:
+        raise ReproError(f"{path} is damaged; rerun with --force to start this run over") from exc
+
+
+def _prepare(cfg: TrainConfig, run_dir: Path, force: bool, d: Dist, extra: dict[str, Any]) -> bool:
+    """Check the folder against the settings; wipe it on --force; write the config. True if already done."""
+    found = _existing_hash(run_dir)
+    done = (run_dir / DONE).exists() and found == cfg.hash()
+    if found is not None and found != cfg.hash() and not force:
+        raise ReproError(f"{run_dir} holds a run with other settings (hash {found[:8]}, these are "
+                         f"{cfg.hash()[:8]}); choose another --out, or pass --force to replace it")
+    d.barrier()  # every rank has looked before rank 0 changes anything
+    if done and not force:
+        return True
+    if d.main:
+        if force or found != cfg.hash():
+            for name in (CHECKPOINT, METRICS, MODEL, DONE):
+                (run_dir / name).unlink(missing_ok=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        from repro.io_utils import atomic_write_text
+
+        atomic_write_text(run_dir / "config.toml", to_toml(cfg))
+        write_json(run_dir / "config.json", {"hash": cfg.hash(), "settings": cfg.to_dict(), **extra})
+    d.barrier()
+    return False
+
+
+def _to_device(batch: dict[str, Any], device: torch.device, channels_last: bool) -> dict[str, Any]:
+    def move(x: torch.Tensor) -> torch.Tensor:
+        x = x.to(device, non_blocking=True)
+        return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+    return {"hr": move(batch["hr"]), "lr": move(batch["lr"]), "targets": [move(t) for t in batch["targets"]]}
+
+
+def load_val_pairs(cfg: TrainConfig, root: str | os.PathLike[str] | None) -> dict[str, list[ImagePair]]:
+    """The validation images, read once at the start (a missing set fails now, not hours later)."""
+    return {name: load_set(name, cfg.data.scale, root) for name in cfg.val.sets}
+
+
+@torch.no_grad()
+def validate(obj: objectives.Objective, cfg: TrainConfig, pairs: dict[str, list[ImagePair]],
+             device: torch.device) -> dict[str, float]:
+    """Mean PSNR per validation set ({"val_psnr_<set>": dB}); a teacher is given the HR image."""
+    net = obj.evaluator()
+    was_training = net.training
+    net.eval()
+    try:
+        frames = []
+        for name, images in pairs.items():
+            if getattr(net, "input", "lr") == "hr":
+                images = [ImagePair(p.name, p.hr, p.hr) for p in images]
+            frames.append(evaluate_pairs(net, images, name, cfg.data.scale, cfg.data.in_channels, device,
+                                         progress=False))
+    finally:
+        net.train(was_training)
+    if not frames:
+        return {}
+    import pandas as pd
+
+    summary = summarise(pd.concat(frames, ignore_index=True))
+    return {f"val_psnr_{r.dataset}": float(r.psnr) for r in summary.itertuples()}
+
+
+def train(cfg: TrainConfig, out: str | os.PathLike[str] | None = None, teacher_dir: str | None = None,
+          force: bool = False, data_root: str | None = None, progress: bool | None = None) -> Path:
+    """Train (or resume, or leave alone if finished) the run of `cfg`; returns its folder."""
+    d, device = init_distributed(cfg.run.device)
+    try:
+        return _train(cfg, d, device, out, teacher_dir, force, data_root, progress)
+    finally:
+        shutdown()
+
+
+def _train(cfg: TrainConfig, d: Dist, device: torch.device, out: Any, teacher_dir: str | None,
+           force: bool, data_root: str | None, progress: bool | None) -> Path:
+    configure_torch(cfg, device)
+    teacher = tcfg = None
+    extra: dict[str, Any] = {}
+    if cfg.kind == "student":
+        if not teacher_dir:
+            raise ReproError("`repro train student` needs --teacher RUN_DIR (a finished teacher run)")
+        teacher, tcfg = objectives.load_teacher(teacher_dir)
+        objectives.adopt_teacher(cfg, tcfg)
+        extra["teacher_dir"] = str(Path(teacher_dir).resolve())
+    elif teacher_dir:
+        raise ReproError(f"--teacher is only for students, not for a {cfg.kind} run")
+    seed_everything(cfg.run.seed)
+    obj, settings = objectives.build(cfg, teacher, tcfg)  # bad model settings fail before any file
+    run_dir = run_dir_for(cfg, out)
+    say = print if d.main else (lambda *a, **k: None)
+    if _prepare(cfg, run_dir, force, d, extra):
+        say(f"{run_dir}: complete ({DONE} present); nothing to do (pass --force to train it again)")
+        return run_dir
+    obj.to(device)
+    if cfg.run.channels_last:
+        obj.to(memory_format=torch.channels_last)
+    params = [p for p in obj.parameters() if p.requires_grad]
+    o = cfg.optim
+    optimizer = torch.optim.Adam(params, lr=o.lr, betas=tuple(o.betas), eps=o.eps,
+                                 weight_decay=o.weight_decay)
+    total = o.iterations
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, Cosine(total, o.min_lr / o.lr, o.schedule))
+    start, seconds = 0, 0.0
+    if (run_dir / CHECKPOINT).exists():
+        ckpt = load_torch(run_dir / CHECKPOINT)
+        if ckpt.get("hash") != cfg.hash():
+            raise ReproError(f"{run_dir / CHECKPOINT} belongs to other settings; pass --force to start over")
+        obj.load_state_dict(ckpt["objective"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        set_rng_state(ckpt["rng"])
+        start, seconds = int(ckpt["iteration"]), float(ckpt["seconds"])
+        say(f"{run_dir}: resuming at iteration {start}/{total}")
+    log = MetricsLog(run_dir / METRICS, enabled=d.main)
+    log.truncate(start)  # rows a killed run wrote after its last checkpoint are redone
+    model = obj
+    if d.active:
+        model = DistributedDataParallel(obj, device_ids=[device.index] if device.type == "cuda" else None,
+                                        find_unused_parameters=cfg.kind == "teacher")
+    val_pairs = load_val_pairs(cfg, data_root) if d.main else {}
+    images = load_train_images(cfg.data.source, cfg.data.scale, root=data_root, progress=d.main)
+    dataset = PatchDataset(images, cfg.data.scale, cfg.data.hr_patch, cfg.data.in_channels,
+                           cfg.data.augment, seed=cfg.run.seed, length=total * o.batch_size)
+    loader = make_loader(dataset, o.batch_size, start, total - start, cfg.data.num_workers,
+                         d.rank, d.world_size)
+    show = d.main and (sys.stderr.isatty() if progress is None else progress)
+    bar = tqdm(total=total, initial=start, disable=not show, dynamic_ncols=True, unit="it", file=sys.stderr,
+               desc=f"{cfg.kind} {cfg.model.name} x{cfg.data.scale}")
+    val_cols = [f"val_psnr_{name}" for name in cfg.val.sets]
+    sums: dict[str, float] = {}
+    count, wait_s, step_s, last_val = 0, 0.0, 0.0, None
+    amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.run.amp and device.type == "cuda")
+    obj.train()
+    batches = iter(loader)
+    for it in range(start, total):
+        t0 = time.perf_counter()
+        batch = next(batches)
+        t1 = time.perf_counter()
+        batch = _to_device(batch, device, cfg.run.channels_last)
+        lr_now = optimizer.param_groups[0]["lr"]
+        with amp:
+            loss, terms = model(batch)
+        if not math.isfinite(terms["total"]):
+            raise ReproError(f"the loss became {terms['total']} at iteration {it + 1}; lower optim.lr "
+                             f"(now {o.lr}) or set optim.grad_clip")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if o.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, o.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        t2 = time.perf_counter()
+        for key, value in terms.items():
+            sums[key] = sums.get(key, 0.0) + value
+        count, wait_s, step_s = count + 1, wait_s + (t1 - t0), step_s + (t2 - t0)
+        seconds += t2 - t0
+        done = it + 1
+        bar.update(1)
+
+        validating = done == total or (cfg.val.every > 0 and done % cfg.val.every == 0)
+        checkpointing = done < total and done % cfg.run.checkpoint_every == 0
+        if not (validating or checkpointing or done % cfg.run.log_every == 0):
+            continue
+        keys = [k for k in sums if k != "total"]
+        means = d.mean([sums["total"] / count] + [sums[k] / count for k in keys] + [wait_s, step_s])
+        val = validate(obj, cfg, val_pairs, device) if validating and d.main else {}
+        last_val = val or last_val
+        row = {"iteration": done, "loss": means[0], **dict(zip(keys, means[1:-2], strict=True)),
+               "lr": lr_now, **{c: val.get(c) for c in val_cols},
+               "data_wait": means[-2] / means[-1] if means[-1] else 0.0,
+               "it_per_s": count / step_s if step_s else 0.0, "seconds": round(seconds, 3)}
+        log.append(row)
+        bar.set_postfix(loss=f"{means[0]:.4g}", **{c[9:]: f"{v:.2f}" for c, v in (last_val or {}).items()})
+        if checkpointing and d.main:
+            save_torch(run_dir / CHECKPOINT, {
+                "iteration": done, "objective": obj.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "rng": rng_state(), "seconds": seconds,
+                "hash": cfg.hash(), "world_size": d.world_size})
+        if (validating or checkpointing) and not show:
+            psnr = "".join(f", {c[9:]} {v:.2f} dB" for c, v in val.items())
+            say(f"[train] {run_dir.name} {done}/{total} loss {means[0]:.5g}{psnr}, "
+                f"{count / step_s:.2f} it/s", flush=True)
+        sums, count, wait_s, step_s = {}, 0, 0.0, 0.0
+    bar.close()
+    del batches, loader  # stop the loader's workers before the final writes
+
+    if d.main:
+        net = obj.deployed()
+        save_torch(run_dir / MODEL, model_record(cfg.kind, cfg.model.name, cfg.data.scale, settings, net))
+        write_json(run_dir / DONE, {"hash": cfg.hash(), "iterations": total, "seconds": round(seconds, 3),
+                                    "validation": last_val or {}, "world_size": d.world_size,
+                                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        say(f"{run_dir}: finished {total} iterations in {seconds:.1f} s"
+            + "".join(f", {c[9:]} {v:.2f} dB" for c, v in (last_val or {}).items()))
+    d.barrier()
+    return run_dir
+

@@ -1,0 +1,122 @@
+"""The training loop in-process on the embedded `sample` images: determinism, run folders, outputs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from repro.cli import main
+from repro.errors import ReproError
+from repro.train import objectives
+from repro.train.config import resolve
+from repro.train.engine import train
+from repro.train.state import MetricsLog, load_model, read_metrics
+
+SHORT = ["optim.iters_per_epoch=10", "run.checkpoint_every=5", "val.sets="]
+
+
+def _tensors(path):
+    return torch.load(path, weights_only=False)["state_dict"]
+
+
+def test_same_seed_gives_bit_identical_weights(tmp_path):
+    a = train(resolve("smoke", overrides=SHORT), out=tmp_path / "a", progress=False)
+    b = train(resolve("smoke", overrides=[*SHORT, "run.checkpoint_every=1000"]), out=tmp_path / "b",
+              progress=False)
+    assert (a / "model.pt").read_bytes() == (b / "model.pt").read_bytes()
+    c = train(resolve("smoke", overrides=[*SHORT, "run.seed=1"]), out=tmp_path / "c", progress=False)
+    ta, tc = _tensors(a / "model.pt"), _tensors(c / "model.pt")
+    assert any(not torch.equal(ta[k], tc[k]) for k in ta)  # the seed does matter
+
+
+def test_finished_run_is_left_alone(tmp_path, capsys):
+    cfg = resolve("smoke", overrides=SHORT)
+    run = train(cfg, out=tmp_path / "r", progress=False)
+    stamp = (run / "model.pt").stat().st_mtime_ns
+    rows = read_metrics(run)
+    capsys.readouterr()
+    assert train(resolve("smoke", overrides=SHORT), out=run, progress=False) == run
+    assert "complete" in capsys.readouterr().out
+    assert (run / "model.pt").stat().st_mtime_ns == stamp and read_metrics(run) == rows
+    # other settings in the same folder: refused, unless --force
+    with pytest.raises(ReproError, match="other settings"):
+        train(resolve("smoke", overrides=[*SHORT, "optim.lr=1e-4"]), out=run, progress=False)
+    train(resolve("smoke", overrides=[*SHORT, "optim.lr=1e-4"]), out=run, force=True, progress=False)
+    assert json.loads((run / "config.json").read_text())["settings"]["optim"]["lr"] == 1e-4
+    assert [int(r["iteration"]) for r in read_metrics(run)] == [5, 10]
+
+
+def test_run_folder_contents(tmp_path):
+    run = train(resolve("smoke", overrides=["optim.iters_per_epoch=10", "run.checkpoint_every=5"]),
+                out=tmp_path / "r", progress=False)
+    for name in ("config.toml", "config.json", "checkpoint.pt", "metrics.csv", "model.pt", "done.json"):
+        assert (run / name).is_file(), name
+    rows = read_metrics(run)
+    assert list(rows[0]) == ["iteration", "loss", "recon", "lr", "val_psnr_sample", "data_wait",
+                             "it_per_s", "seconds"]
+    assert rows[0]["val_psnr_sample"] == "" and float(rows[-1]["val_psnr_sample"]) > 5
+    assert float(rows[0]["lr"]) > float(rows[-1]["lr"])  # cosine
+    net, record = load_model(run)
+    assert record["kind"] == "baseline" and record["model"] == "fsrcnn"
+    assert net(torch.rand(1, 1, 6, 7)).shape == (1, 1, 24, 28)
+    done = json.loads((run / "done.json").read_text())
+    assert done["iterations"] == 10 and "val_psnr_sample" in done["validation"]
+
+
+def test_default_run_folder_is_named_by_the_settings_hash(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = resolve("smoke", overrides=[*SHORT, "optim.iters_per_epoch=5"])
+    run = train(cfg, progress=False)
+    assert run == tmp_path.joinpath("runs", f"baseline-fsrcnn-x4-{cfg.hash()[:8]}").relative_to(tmp_path)
+
+
+def test_metrics_log_drops_rows_past_the_checkpoint(tmp_path):
+    path = tmp_path / "metrics.csv"
+    path.write_text("iteration,loss\n5,0.5\n10,0.4\n15,0.3\n20,0.")  # a killed run's half line
+    log = MetricsLog(path)
+    assert [r["iteration"] for r in log.rows()] == ["5", "10", "15"]
+    log.truncate(10)
+    assert path.read_text() == "iteration,loss\n5,0.5\n10,0.4\n"
+    log.append({"iteration": 15, "loss": 0.25})
+    assert path.read_text().endswith("15,0.25\n")
+    log.truncate(0)
+    assert not path.exists()
+
+
+def test_student_starts_from_the_teachers_backbone(tmp_path):
+    short = [*SHORT, "optim.iters_per_epoch=5"]
+    teacher = train(resolve("smoke", kind="teacher", model="dssd_teacher", overrides=short),
+                    out=tmp_path / "t", progress=False)
+    tnet, tcfg = objectives.load_teacher(teacher)
+    cfg = resolve("smoke", kind="student", model="fsrcnn", overrides=SHORT)
+    student, _ = objectives.build(cfg, tnet, tcfg)
+    backbone = tnet.backbone.state_dict()
+    assert student.net.state_dict().keys() == backbone.keys()
+    assert all(torch.equal(v, backbone[k]) for k, v in student.net.state_dict().items())
+    assert not any(p.requires_grad for p in student.teacher.parameters())
+    assert not any(k.startswith("_teacher") for k in student.state_dict())
+    assert cfg.teacher == tcfg.hash()
+    with pytest.raises(ReproError, match="--model fsrcnn"):
+        objectives.adopt_teacher(resolve("smoke", kind="student", model="vdsr"), tcfg)
+    with pytest.raises(ReproError, match="needs --teacher"):
+        train(resolve("smoke", kind="student", overrides=SHORT), out=tmp_path / "s", progress=False)
+
+
+def test_pisr_teacher_logs_its_encoder_term(tmp_path):
+    run = train(resolve("smoke", kind="teacher", model="pisr_teacher",
+                        overrides=[*SHORT, "optim.iters_per_epoch=5"]), out=tmp_path / "p", progress=False)
+    assert {"recon", "z_enc"} <= set(read_metrics(run)[0])
+
+
+def test_evaluate_command_writes_per_image_and_means(tmp_path, capsys):
+    run = train(resolve("smoke", overrides=SHORT), out=tmp_path / "r", progress=False)
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", str(run), "--sets", "sample", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["means"][0]["dataset"] == "sample" and data["means"][0]["images"] == len(data["images"])
+    assert {"dataset", "image", "scale", "psnr", "ssim"} <= set(data["images"][0])
+    assert "sample" in capsys.readouterr().out
+    assert main(["evaluate", str(run), "--sets", "Set6"]) == 2
+    assert "valid choices" in capsys.readouterr().err
