@@ -24,7 +24,8 @@ def _install(session: nox.Session, extras: str = "test") -> None:
 def tests(session: nox.Session) -> None:
     """The test suite (tests needing the real images skip unless REPRO_DATA points at them)."""
     _install(session)
-    session.run("pytest", "-q", "-ra", *session.posargs, env={"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")})
+    threads = os.environ.get("OMP_NUM_THREADS", "2")
+    session.run("pytest", "-q", "-ra", "--durations=15", *session.posargs, env={"OMP_NUM_THREADS": threads})
 
 
 @nox.session(python="3.11")

@@ -6,8 +6,8 @@ import argparse
 import importlib
 import json
 import os
-import platform
 import pkgutil
+import platform
 import time
 from pathlib import Path
 
