@@ -20,12 +20,12 @@ from repro.models.pisr import PISREncoder
 from repro.models.registry import register_model
 from repro.models.teachers import (
     SCALES,
+    StridedEncoder,
     TeacherOutput,
     build_backbone,
     check_hr_size,
     level_factors,
     level_strides,
-    prelu,
 )
 
 DOWNSAMPLERS = ("hfrm", "bicubic", "pisr_encoder")  # Table 1
@@ -52,7 +52,7 @@ TABLE_VARIANTS: dict[tuple[str, str], dict[str, str]] = {
 }
 
 
-class HFRM(nn.Module):
+class HFRM(StridedEncoder):
     """One step G of the high-frequency feature recursive module (paper Fig. 3).
 
     conv3x3(c->56) PReLU, conv3x3(56->56, stride) PReLU, conv3x3(56->12) PReLU, conv3x3(12->c):
@@ -67,20 +67,7 @@ class HFRM(nn.Module):
         shrink: int = 12,
         shared_prelu: bool = False,
     ) -> None:
-        super().__init__()
-        self.stride = stride
-        self.body = nn.Sequential(
-            nn.Conv2d(in_channels, mid, 3, padding=1),
-            prelu(mid, shared_prelu),
-            nn.Conv2d(mid, mid, 3, stride=stride, padding=1),
-            prelu(mid, shared_prelu),
-            nn.Conv2d(mid, shrink, 3, padding=1),
-            prelu(shrink, shared_prelu),
-            nn.Conv2d(shrink, in_channels, 3, padding=1),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+        super().__init__(in_channels, stride, 3, mid, shrink, shared_prelu)
 
 
 class SDM(HFRM):

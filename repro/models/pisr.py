@@ -12,10 +12,16 @@ from torch import nn
 
 from repro.errors import unknown_choice
 from repro.models.registry import register_model
-from repro.models.teachers import SCALES, TeacherOutput, build_backbone, check_hr_size, prelu
+from repro.models.teachers import (
+    SCALES,
+    StridedEncoder,
+    TeacherOutput,
+    build_backbone,
+    check_hr_size,
+)
 
 
-class PISREncoder(nn.Module):
+class PISREncoder(StridedEncoder):
     """conv5x5(c->56) PReLU, conv5x5(56->56, stride) PReLU, conv3x3(56->12) PReLU, conv3x3(12->c).
 
     Reused by DSSD for the Table 1 `pisr_encoder` downsampler and the Table 2 `cnn` degradation.
@@ -29,20 +35,7 @@ class PISREncoder(nn.Module):
         shrink: int = 12,
         shared_prelu: bool = False,
     ) -> None:
-        super().__init__()
-        self.stride = stride
-        self.body = nn.Sequential(
-            nn.Conv2d(in_channels, mid, 5, padding=2),
-            prelu(mid, shared_prelu),
-            nn.Conv2d(mid, mid, 5, stride=stride, padding=2),
-            prelu(mid, shared_prelu),
-            nn.Conv2d(mid, shrink, 3, padding=1),
-            prelu(shrink, shared_prelu),
-            nn.Conv2d(shrink, in_channels, 3, padding=1),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+        super().__init__(in_channels, stride, 5, mid, shrink, shared_prelu)
 
 
 class PISRTeacher(nn.Module):

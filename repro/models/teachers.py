@@ -72,6 +72,39 @@ def prelu(channels: int, shared: bool) -> nn.PReLU:
     return nn.PReLU() if shared else nn.PReLU(channels)
 
 
+class StridedEncoder(nn.Module):
+    """conv(c->56) PReLU, conv(56->56, stride) PReLU, conv3x3(56->12) PReLU, conv3x3(12->c).
+
+    The shape shared by DSSD's HFRM (3x3 kernels) and PISR's encoder (5x5 first kernels): widths 56
+    and 12 match FSRCNN's, one strided convolution does the downscaling.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        stride: int = 2,
+        kernel_size: int = 3,
+        mid: int = 56,
+        shrink: int = 12,
+        shared_prelu: bool = False,
+    ) -> None:
+        super().__init__()
+        self.stride = stride
+        pad = kernel_size // 2
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, mid, kernel_size, padding=pad),
+            prelu(mid, shared_prelu),
+            nn.Conv2d(mid, mid, kernel_size, stride=stride, padding=pad),
+            prelu(mid, shared_prelu),
+            nn.Conv2d(mid, shrink, 3, padding=1),
+            prelu(shrink, shared_prelu),
+            nn.Conv2d(shrink, in_channels, 3, padding=1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
 def build_backbone(name: str, scale: int, in_channels: int, settings: dict | None = None) -> nn.Module:
     """Build a teacher's backbone through the registry; it must expose `forward_with_features`."""
     if name not in TEACHER_BACKBONES:
