@@ -194,7 +194,17 @@ def images(t91_root):
 
 
 def _y(arr: np.ndarray) -> np.ndarray:
-    return (rgb_to_y(arr) / 255.0).astype(np.float32)
+    return P._y_unit_float32(arr)
+
+
+def test_training_y_is_the_bt601_y_in_float32():
+    rng = np.random.default_rng(3)
+    arr = rng.integers(0, 256, (37, 41, 3), dtype=np.uint8)
+    arr[0, 0], arr[0, 1] = 0, 255  # the extremes: Y 16 and 235
+    y = P._y_unit_float32(arr)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y, rgb_to_y(arr) / 255.0, rtol=0, atol=2e-7)
+    assert abs(y[0, 0] * 255 - 16) < 1e-4 and abs(y[0, 1] * 255 - 235) < 1e-4
 
 
 def test_patch_crops_align_with_levels(images):
