@@ -26,29 +26,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from repro.data.benchmark import SET_NAMES, ImagePair, load_set
-    from repro.evaluate.sr import evaluate_model, evaluate_pairs, summarise
+    from repro.data.benchmark import SET_NAMES, check_set
+    from repro.evaluate.sr import evaluate_model, summarise
     from repro.io_utils import atomic_write_text
-    from repro.train.objectives import TeacherAsSR
-    from repro.train.state import load_model
+    from repro.train.objectives import load_evaluator
 
-    sets = [s.strip() for s in args.sets.split(",") if s.strip()]
-    unknown = [s for s in sets if s not in SET_NAMES]
-    if unknown or not sets:
-        raise ReproError(f"unknown test set(s) {', '.join(unknown) or '(none)'}; valid choices: "
-                         f"{', '.join(SET_NAMES)}")
-    net, record = load_model(args.run_dir)
+    sets = [check_set(s.strip()) for s in args.sets.split(",") if s.strip()]
+    if not sets:
+        raise ReproError(f"--sets names no test set; valid choices: {', '.join(SET_NAMES)}")
+    net, record = load_evaluator(args.run_dir)  # a teacher is given the HR image (privileged)
     in_channels = int(record["settings"].get("in_channels", 1))
     scale = int(record["scale"])
-    if record["kind"] == "teacher":  # a teacher reconstructs the HR image it is given (privileged)
-        net = TeacherAsSR(net).to(args.device).eval()
-        df = pd.concat([evaluate_pairs(net, [ImagePair(p.name, p.hr, p.hr) for p in
-                                             load_set(name, scale, args.data_root)],
-                                       name, scale, in_channels, args.device) for name in sets],
-                       ignore_index=True)
-    else:
-        df = evaluate_model(net, sets, scale, root=args.data_root, in_channels=in_channels,
-                            device=args.device)
+    df = evaluate_model(net, sets, scale, root=args.data_root, in_channels=in_channels, device=args.device)
     means = summarise(df)
     with pd.option_context("display.float_format", "{:.4f}".format):
         print(f"{args.run_dir}: {record['model']} x{scale} ({record['kind']})")

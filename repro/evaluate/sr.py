@@ -99,14 +99,15 @@ def evaluate_pairs(model: nn.Module, pairs: Iterable[ImagePair], dataset: str, s
                    progress: bool = True) -> pd.DataFrame:
     """Per-image PSNR/SSIM of `model` on HR/LR pairs (model already on `device`, eval mode).
 
-    The SR must have the HR's size; the LR may be anything the model takes (a privileged teacher is
-    measured on pairs whose `lr` is the HR image itself).
+    The SR must have the HR's size. A model whose `input` attribute is "hr" (a privileged teacher,
+    `repro.train.objectives.TeacherAsSR`) is given the HR image instead of the LR one.
     """
     pairs = list(pairs)
+    given_hr = getattr(model, "input", "lr") == "hr"
     rows = []
     bar = tqdm(pairs, desc=f"{dataset} x{scale}", leave=False, file=sys.stderr, disable=not progress)
     for pair in bar:
-        sr = super_resolve(model, pair.lr, in_channels, device)
+        sr = super_resolve(model, pair.hr if given_hr else pair.lr, in_channels, device)
         if sr.shape[:2] != pair.hr.shape[:2]:
             raise ValueError(f"{dataset}/{pair.name} x{scale}: the model made a {sr.shape[1]}x{sr.shape[0]} "
                              f"image from a {pair.lr.shape[1]}x{pair.lr.shape[0]} input, but the HR is "

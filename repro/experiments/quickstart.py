@@ -12,13 +12,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from repro.data.benchmark import ImagePair, load_set
 from repro.evaluate.bicubic import bicubic_row
-from repro.evaluate.sr import evaluate_model, evaluate_pairs, summarise
+from repro.evaluate.sr import evaluate_model, summarise
 from repro.train.config import resolve
 from repro.train.engine import train
-from repro.train.objectives import TeacherAsSR
-from repro.train.state import load_model
+from repro.train.objectives import load_evaluator
 
 TABLE = "quickstart"
 DATASET = "sample"
@@ -44,13 +42,8 @@ STEPS = (
 
 def _measure(run_dir: Path, scale: int) -> pd.DataFrame:
     """Mean PSNR/SSIM of a finished run on the sample test images (a teacher is given HR)."""
-    net, record = load_model(run_dir)
-    if record["kind"] == "teacher":
-        pairs = [ImagePair(p.name, p.hr, p.hr) for p in load_set(DATASET, scale)]
-        df = evaluate_pairs(TeacherAsSR(net).eval(), pairs, DATASET, scale, progress=False)
-    else:
-        df = evaluate_model(net, DATASET, scale, progress=False)
-    return summarise(df)
+    net, _ = load_evaluator(run_dir)
+    return summarise(evaluate_model(net, DATASET, scale, progress=False))
 
 
 def run_quickstart(out: str | Path = "runs/quickstart", scale: int = 4, profile: str = "quickstart",

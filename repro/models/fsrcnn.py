@@ -11,9 +11,9 @@ from torch import nn
 from repro.models.registry import register_model
 
 
-def _prelu(channels: int, shared_prelu: bool) -> nn.PReLU:
-    # PISR's code uses one shared slope (nn.PReLU()); the FSRCNN paper uses one per channel.
-    return nn.PReLU() if shared_prelu else nn.PReLU(channels)
+def prelu(channels: int, shared: bool) -> nn.PReLU:
+    """One slope per channel (the FSRCNN paper) or, with `shared`, PISR's single slope (nn.PReLU())."""
+    return nn.PReLU() if shared else nn.PReLU(channels)
 
 
 class FSRCNN(nn.Module):
@@ -30,13 +30,13 @@ class FSRCNN(nn.Module):
     ) -> None:
         super().__init__()
         self.scale = scale
-        self.feature = nn.Sequential(nn.Conv2d(in_channels, d, 5, padding=2), _prelu(d, shared_prelu))
-        self.shrink = nn.Sequential(nn.Conv2d(d, s, 1), _prelu(s, shared_prelu))
+        self.feature = nn.Sequential(nn.Conv2d(in_channels, d, 5, padding=2), prelu(d, shared_prelu))
+        self.shrink = nn.Sequential(nn.Conv2d(d, s, 1), prelu(s, shared_prelu))
         mapping: list[nn.Module] = []
         for _ in range(m):
-            mapping += [nn.Conv2d(s, s, 3, padding=1), _prelu(s, shared_prelu)]
+            mapping += [nn.Conv2d(s, s, 3, padding=1), prelu(s, shared_prelu)]
         self.mapping = nn.Sequential(*mapping)
-        self.expand = nn.Sequential(nn.Conv2d(s, d, 1), _prelu(d, shared_prelu))
+        self.expand = nn.Sequential(nn.Conv2d(s, d, 1), prelu(d, shared_prelu))
         self.deconv = nn.ConvTranspose2d(
             d, in_channels, 9, stride=scale, padding=4, output_padding=scale - 1
         )

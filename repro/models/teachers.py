@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from repro.errors import ReproError, unknown_choice
+from repro.models.fsrcnn import prelu
 from repro.models.registry import create
 
 # Backbones a teacher can wrap: each has `forward_with_features(lr) -> (sr, feat)` (Table 4).
@@ -65,11 +66,6 @@ def check_hr_size(hr: torch.Tensor, scale: int) -> None:
             f"HR size {h}x{w} is not a multiple of the scale {scale}; crop it to "
             f"{h - h % scale}x{w - w % scale} (mod-crop) before the teacher"
         )
-
-
-def prelu(channels: int, shared: bool) -> nn.PReLU:
-    """One slope per channel by default; `shared` gives PISR's single slope (nn.PReLU())."""
-    return nn.PReLU() if shared else nn.PReLU(channels)
 
 
 class StridedEncoder(nn.Module):

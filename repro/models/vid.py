@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from repro.models.teachers import prelu
+from repro.models.fsrcnn import prelu
 
 
 def laplace_nll(target: torch.Tensor, mu: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -134,8 +134,6 @@ def validate(obj: objectives.Objective, cfg: TrainConfig, pairs: dict[str, list[
     try:
         frames = []
         for name, images in pairs.items():
-            if getattr(net, "input", "lr") == "hr":
-                images = [ImagePair(p.name, p.hr, p.hr) for p in images]
             frames.append(evaluate_pairs(net, images, name, cfg.data.scale, cfg.data.in_channels, device,
                                          progress=False))
     finally:

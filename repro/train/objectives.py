@@ -93,6 +93,12 @@ class TeacherAsSR(nn.Module):
         return self.teacher(hr).sr
 
 
+def load_evaluator(run_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """A finished run's network ready for `evaluate_model`: an SR network, or a teacher given HR."""
+    net, record = load_model(run_dir)
+    return (TeacherAsSR(net) if record["kind"] == "teacher" else net), record
+
+
 class Student(Objective):
     """The student: initialised from the teacher's backbone, trained with L1 + w * VID (Eq. 16-18).
 
