@@ -6,30 +6,10 @@ import argparse
 import json
 import math
 
-from repro.data.benchmark import BENCHMARK_SETS, SCALES, SET_NAMES, check_scale, check_set
-from repro.errors import unknown_choice
+from repro.commands._lists import parse_scales, parse_sets
+from repro.data.benchmark import BENCHMARK_SETS, SCALES, SET_NAMES
 from repro.io_utils import atomic_write_text
 from repro.published import published
-
-
-def _parse_sets(text: str) -> list[str]:
-    names = [s.strip() for s in text.split(",") if s.strip()]
-    if not names:
-        raise unknown_choice("test set", text, SET_NAMES)
-    return [check_set(n) for n in names]
-
-
-def _parse_scales(text: str) -> list[int]:
-    scales = []
-    for part in (p.strip() for p in text.split(",") if p.strip()):
-        try:
-            value = int(part)
-        except ValueError:
-            raise unknown_choice("scale", part, SCALES) from None
-        scales.append(check_scale(value))
-    if not scales:
-        raise unknown_choice("scale", text, SCALES)
-    return scales
 
 
 def _fmt(value: float | None, digits: int) -> str:
@@ -58,7 +38,7 @@ def markdown_table(rows: list[dict[str, object]]) -> str:
 
 
 def handler(args: argparse.Namespace) -> int:
-    sets, scales = _parse_sets(args.sets), _parse_scales(args.scales)
+    sets, scales = parse_sets(args.sets), parse_scales(args.scales)
     from repro.evaluate.bicubic import bicubic_row  # after validation: bad input answers at once
 
     rows = bicubic_row(sets, scales, root=args.data_root, workers=args.workers, progress=not args.no_progress)

@@ -5,17 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from repro.commands._lists import parse_scales
 from repro.errors import ReproError
-
-
-def _scales(text: str) -> list[int]:
-    try:
-        scales = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise ReproError(f"--scales {text!r}: give integers separated by commas, e.g. 2,3,4") from None
-    if not scales or any(s < 1 for s in scales):
-        raise ReproError(f"--scales {text!r}: give positive integers separated by commas, e.g. 2,3,4")
-    return scales
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -57,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from repro.paths import PROJECT_ROOT
 
     models = check_models(args.models) if args.models else default_models()
-    scales = _scales(args.scales)
+    scales = parse_scales(args.scales)
     if args.device == "cuda":
         require_cuda()
     if args.repeats < 1 or args.warmup < 0:

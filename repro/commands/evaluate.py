@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from repro.errors import ReproError
+from repro.commands._lists import parse_sets
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,14 +26,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from repro.data.benchmark import SET_NAMES, check_set
     from repro.evaluate.sr import evaluate_model, summarise
     from repro.io_utils import atomic_write_text
     from repro.train.objectives import load_evaluator
 
-    sets = [check_set(s.strip()) for s in args.sets.split(",") if s.strip()]
-    if not sets:
-        raise ReproError(f"--sets names no test set; valid choices: {', '.join(SET_NAMES)}")
+    sets = parse_sets(args.sets)
     net, record = load_evaluator(args.run_dir)  # a teacher is given the HR image (privileged)
     in_channels = int(record["settings"].get("in_channels", 1))
     scale = int(record["scale"])
