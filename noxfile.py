@@ -1,6 +1,7 @@
-"""Sessions: tests, lint, bench, reproduce_bicubic (and more as the suite grows).
+"""Sessions: quickstart (the README's main job), tests, lint, bench, reproduce_bicubic.
 
-Every session installs the suite editable with the CPU torch pinned for CI (torch==2.13.0).
+Every session installs the suite editable with the CPU torch pinned for CI (torch==2.13.0), so a fresh
+machine needs only Python 3.11 and `pip install nox`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,13 @@ def _install(session: nox.Session, extras: str = "test") -> None:
 
 
 @nox.session(python="3.11")
+def quickstart(session: nox.Session) -> None:
+    """The main job: the pipeline in miniature on the embedded sample images (`repro quickstart`)."""
+    _install(session)
+    session.run("repro", "quickstart", *session.posargs)
+
+
+@nox.session(python="3.11")
 def tests(session: nox.Session) -> None:
     """The test suite (tests needing the real images skip unless REPRO_DATA points at them)."""
     _install(session)
@@ -30,16 +38,17 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def lint(session: nox.Session) -> None:
-    """ruff over the package, tests and this file."""
-    session.install("ruff>=0.4")
+    """ruff over the package, tests and this file; import-linter's layer contracts (pyproject.toml)."""
+    _install(session)
     session.run("ruff", "check", "repro", "tests", "scripts", "noxfile.py")
+    session.run("lint-imports")
 
 
 @nox.session(python="3.11")
 def bench(session: nox.Session) -> None:
     """Benchmarks; writes bench/results.json (pass `-- --only NAME` to run one module)."""
     _install(session)
-    session.run("python", "-m", "repro.benchmarks", "--out", "bench/results.json", *session.posargs)
+    session.run("python", "-m", "repro.bench", "--out", "bench/results.json", *session.posargs)
 
 
 @nox.session(python="3.11")

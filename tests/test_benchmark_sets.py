@@ -7,10 +7,10 @@ import os
 import numpy as np
 import pytest
 
-from repro.data.benchmark import BENCHMARK_SETS, load_set
 from repro.data.images import write_image
-from repro.data.imresize import imresize
+from repro.data.testsets import BENCHMARK_SETS, load_set
 from repro.errors import ReproError
+from repro.imaging.resize import imresize
 
 
 def test_synthetic_set_without_lr_files_uses_imresize(tmp_path):

@@ -1,4 +1,5 @@
-"""Complexity columns: MultiAdds against SPEC section 8, the three counters against each other, CLI schema."""
+"""Complexity columns: MultiAdds against docs/protocol.md, "Complexity", the three counters against each
+other, CLI schema."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from repro.cli import main
 from repro.complexity import macs
 from repro.complexity.macs import compare_tools, fvcore_macs, hook_macs, module_differences, thop_macs
 from repro.complexity.params import params
-from repro.complexity.runtime import environment, runtime_ms
-from repro.models import create, model_names
+from repro.complexity.runtime import runtime_ms
+from repro.models import create
+from repro.provenance import environment
 
-# SPEC section 8: weights-only MultiAdds (G) at a 1280x720 output, CARN convention (legacy).
+# docs/protocol.md, "Complexity": weights-only MultiAdds (G) at a 1280x720 output, CARN convention (legacy).
 REFERENCE_G = {
     ("vdsr", 2): 612.59,
     ("drcn", 2): 17974.30,
@@ -27,19 +29,14 @@ FSRCNN_TRUE_G = {2: 2.87, 3: 1.28, 4: 0.72}
 FSRCNN_LEGACY_G = {2: 6.01, 3: 4.99, 4: 4.64}
 
 
-def _need(name: str) -> None:
-    if name not in model_names():
-        pytest.skip(f"model {name!r} is not registered yet")
-
-
 @pytest.fixture(scope="module")
 def counted() -> dict[tuple[str, int], macs.Counts]:
-    """Our count of each reference network, computed once (meta device: shapes only, exact)."""
-    out = {}
-    for name, scale in [*REFERENCE_G, *(("fsrcnn", s) for s in (2, 3, 4))]:
-        if name in model_names():
-            out[(name, scale)] = hook_macs(create(name, scale=scale), scale)
-    return out
+    """Our count of each reference network, computed once (meta device: shapes only, exact).
+
+    Every network must be registered: a missing one fails here, never turns into a skip.
+    """
+    return {(name, scale): hook_macs(create(name, scale=scale), scale)
+            for name, scale in [*REFERENCE_G, *(("fsrcnn", s) for s in (2, 3, 4))]}
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
@@ -55,7 +52,6 @@ def test_fsrcnn_true_and_legacy_macs(counted, scale):
 
 @pytest.mark.parametrize(("name", "scale"), list(REFERENCE_G))
 def test_reference_macs(counted, name, scale):
-    _need(name)
     c = counted[(name, scale)]
     assert c.weight / 1e9 == pytest.approx(REFERENCE_G[(name, scale)], rel=5e-3)
     assert c.extra["legacy"] == c.weight  # none of these has a transposed convolution
@@ -64,7 +60,6 @@ def test_reference_macs(counted, name, scale):
 def test_memnet_macs():
     """The deployed M6R6 runs its reconstruction conv on all 6 memory outputs: 2,665.00 G, not the
     reference 2,662.35 G, which counts it once (reproduced with multi_supervision=False)."""
-    _need("memnet")
     assert hook_macs(create("memnet", scale=2), 2).weight / 1e9 == pytest.approx(2665.0018, abs=1e-3)
     single = hook_macs(create("memnet", scale=2, multi_supervision=False), 2).weight / 1e9
     assert single == pytest.approx(2662.35, abs=5e-3)
@@ -194,10 +189,8 @@ def test_dead_work_that_fvcore_drops_is_reported():
 def test_params_of_deployed_networks():
     assert params(create("fsrcnn", scale=4)).total == 12_809
     assert params(create("fsrcnn", scale=4, in_channels=3)).total == 24_683
-    if "dssd_teacher" in model_names():  # a teacher entry counts only its backbone (the student)
-        assert params(create("dssd_teacher", scale=4)).total == 12_809
-    if "drcn" in model_names():
-        assert params(create("drcn", scale=2)).weights == 1_774_080
+    assert params(create("dssd_teacher", scale=4)).total == 12_809  # a teacher: its backbone only
+    assert params(create("drcn", scale=2)).weights == 1_774_080
 
 
 def test_runtime_and_environment():
@@ -243,17 +236,14 @@ def test_findings_state_the_measured_figures():
     from repro.complexity.measure import Options, measure
     from repro.complexity.table import findings
 
-    names = [n for n in ("fsrcnn", "idn", "srfbn", "imdn") if n in model_names()]
+    names = ["fsrcnn", "idn", "srfbn", "imdn"]
     opts = Options(tools=False, runtime=False)
     rows = [measure(n, s, opts, {}) for n in names for s in (2, 3, 4)]
     text = {f["topic"]: f["text"] for f in findings(rows)}
     fs = text["FSRCNN* / PISR / DSSD"]
     assert "6.01 G legacy" in fs and "the printed MultiAdds match x2 (legacy)" in fs and "24,683" in fs
-    if "imdn" in names:
-        assert "The printed params match x2 (all parameters);" in text["IMDN"]
-        assert "703,059" in text["IMDN"] and "158.77 G true" in text["IMDN"]
-    if "srfbn" in names:
-        assert "The printed params match x4 (all parameters);" in text["SRFBN"]
-    if "idn" in names:
-        assert "IDN on RGB: 590,915 parameters, x2 135.75 G true" in text["IDN"]
-        assert "on Y: 552,769 parameters" in text["IDN"]
+    assert "The printed params match x2 (all parameters);" in text["IMDN"]
+    assert "703,059" in text["IMDN"] and "158.77 G true" in text["IMDN"]
+    assert "The printed params match x4 (all parameters);" in text["SRFBN"]
+    assert "IDN on RGB: 590,915 parameters, x2 135.75 G true" in text["IDN"]
+    assert "on Y: 552,769 parameters" in text["IDN"]

@@ -1,4 +1,5 @@
-"""Running a model on test images and measuring it per SPEC 5 (Y channel, uint8 SR, border crop)."""
+"""Running a model on test images and measuring it per docs/protocol.md, "Evaluation" (Y channel, uint8 SR,
+border crop)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import pytest
 import torch
 from torch import nn
 
-from repro.data.benchmark import ImagePair
-from repro.data.imresize import imresize, imresize_torch
+from repro.data.testsets import ImagePair
 from repro.evaluate import sr as E
-from repro.evaluate.metrics import psnr_y, rgb_to_y, ssim_y
+from repro.evaluate.metrics import psnr_y, ssim_y
+from repro.imaging import rgb_to_y
+from repro.imaging.resize import imresize, imresize_torch
+from repro.models import create
 
 
 class Bicubic(nn.Module):
@@ -46,12 +49,39 @@ def _photo(h: int, w: int, seed: int, channels: int = 3) -> np.ndarray:
     return img[:, :, 0] if channels == 1 else img
 
 
-def test_teacher_given_the_hr_is_measured_at_hr_size():
-    hr = _photo(40, 48, 8)
-    df = E.evaluate_pairs(nn.Identity(), [ImagePair("t", hr, hr)], "synthetic", 4, progress=False)
-    y = rgb_to_y(hr)
-    expected = psnr_y(np.floor(y + 0.5).astype(np.uint8), y, 4)  # identity: only the rounding of Y
-    assert df.psnr[0] == pytest.approx(expected)
+@pytest.mark.parametrize("downsampler", ["hfrm", "bicubic"])
+def test_a_teacher_is_evaluated_on_its_own_input(downsampler):
+    """The real path of a teacher run: `load_evaluator`/`as_sr_network` wrap the teacher, which is given
+    the HR image (privileged), or the LR image when its downsampler is bicubic (Table 1), exactly what
+    its own forward makes of that input."""
+    torch.manual_seed(0)
+    teacher = create("dssd_teacher", scale=4, downsampler=downsampler, degradation="none").eval()
+    net = E.as_sr_network(teacher)
+    assert net.input == ("lr" if downsampler == "bicubic" else "hr")
+    hr = _photo(48, 40, 8)
+    lr = imresize(hr, 0.25)
+    df = E.evaluate_pairs(net, [ImagePair("t", hr, lr)], "synthetic", 4, progress=False)
+    given = hr if downsampler == "hfrm" else lr
+    x = torch.from_numpy((rgb_to_y(given) / 255).astype(np.float32))[None, None]
+    with torch.no_grad():
+        if downsampler == "hfrm":
+            sr = teacher(x).sr
+        else:  # the teacher's training path with the batch's LR file as its compact image
+            hr_y = torch.from_numpy((rgb_to_y(hr) / 255).astype(np.float32))[None, None]
+            half = torch.from_numpy((rgb_to_y(imresize(hr, 0.5)) / 255).astype(np.float32))[None, None]
+            sr = teacher(hr_y, bicubic=[half, x]).sr
+    out = np.clip(np.floor(sr[0, 0].numpy().astype(np.float64) * 255 + 0.5), 0, 255).astype(np.uint8)
+    assert df.psnr[0] == pytest.approx(psnr_y(out, rgb_to_y(hr), 4), abs=1e-9)
+    assert E.as_sr_network(create("fsrcnn", scale=4)).__class__.__name__ == "FSRCNN"
+
+
+def test_load_evaluator_wraps_a_teacher_run(tmp_path):
+    from repro.runs.folder import MODEL, model_record, save_torch
+
+    teacher = create("pisr_teacher", scale=4)
+    save_torch(tmp_path / MODEL, model_record("teacher", "pisr_teacher", 4, {}, teacher))
+    net, record = E.load_evaluator(tmp_path)
+    assert isinstance(net, E.TeacherAsSR) and net.input == "hr" and record["kind"] == "teacher"
 
 
 def test_perfect_model_on_a_gray_image_gives_inf():
@@ -155,7 +185,7 @@ def test_bicubic_model_reproduces_the_published_set5_x4_row():
     assert summary.psnr[0] == pytest.approx(28.42, abs=0.02)  # Appendix Table I, Bicubic x4 Set5
     assert summary.ssim[0] == pytest.approx(0.8104, abs=0.001)
     # the Y network path equals measuring the per-image bicubic SR computed here directly
-    from repro.data.benchmark import load_set
+    from repro.data.testsets import load_set
 
     pair = load_set("Set5", 4, root)[0]
     sr = np.clip(np.floor(imresize(rgb_to_y(pair.lr), 4.0) + 0.5), 0, 255).astype(np.uint8)

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from repro.data.images import read_image
-from repro.data.imresize import contributions, imresize, imresize_torch, output_size, weight_matrix
-from repro.evaluate.metrics import mod_crop
+from repro.imaging import mod_crop
+from repro.imaging.resize import contributions, imresize, imresize_torch, output_size, weight_matrix
 
 # MATLAB's cubic (a = -0.5) at distances 1.75, 0.75, 0.25, 1.25: the x2 upscaling taps.
 X2_TAPS = np.array([-0.0234375, 0.2265625, 0.8671875, -0.0703125])

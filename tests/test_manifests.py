@@ -1,4 +1,5 @@
-"""The dataset manifests: every shipped one loads, matches SPEC 9, and bad ones fail with the key named."""
+"""The dataset manifests: every shipped one loads, matches docs/protocol.md, "Data", and bad ones fail with
+the key named."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from repro.data.manifests import get_manifest, list_datasets, load_manifest, par
 from repro.errors import ReproError
 from repro.paths import PROJECT_ROOT
 
-SPEC_DIV2K_TEXT = """
+PROTOCOL_DIV2K_TEXT = """
 DIV2K_train_HR.zip 3530603713 9d0b9c463f6e35b6c62cc6a930ee2224f670b34c1df841a57670f9acf0f6c335
 DIV2K_valid_HR.zip 448993893 20dd31fd84d777bc1cf5d6b7654a3f569c0aec74458ae094122ad1d0489900fc
 DIV2K_train_LR_bicubic_X2.zip 925390592 a53a424317575838dadce4bcd97cf7b744d6855f43740ed5f0245af3cf4bd850
@@ -21,8 +22,10 @@ DIV2K_train_LR_bicubic_X4.zip 246914039 f006b837f4eb52b82909aa01478e6d6d199eefce
 DIV2K_valid_LR_bicubic_X2.zip 117763600 60eed9875c697df51204aa579e2a699e1d5215095788a097ff54dd17e2664d57
 DIV2K_valid_LR_bicubic_X3.zip 54513392 04b9a2ed3b4a0715d3924d3ae8514830c3328fac8d30512ce716d6f419e052a3
 DIV2K_valid_LR_bicubic_X4.zip 31505881 a50a5d1c4b88de4e8d300d8fb2b904c52fe93b2b298a4899697760d7cbb6d553
-"""  # SPEC section 9: file, bytes, sha256
-SPEC_DIV2K = {f: (int(n), h) for f, n, h in (line.split() for line in SPEC_DIV2K_TEXT.strip().splitlines())}
+"""  # docs/protocol.md, "Data": file, bytes, sha256
+PROTOCOL_DIV2K = {
+    f: (int(n), h) for f, n, h in (line.split() for line in PROTOCOL_DIV2K_TEXT.strip().splitlines())
+}
 
 
 def test_list_datasets():
@@ -39,13 +42,13 @@ def test_unknown_dataset_lists_valid_names():
     assert get_manifest("DIV2K").name == "div2k"
 
 
-def test_div2k_matches_spec():
+def test_div2k_matches_protocol():
     m = get_manifest("div2k")
-    assert {a.file: (a.size, a.sha256) for a in m.archives} == SPEC_DIV2K
+    assert {a.file: (a.size, a.sha256) for a in m.archives} == PROTOCOL_DIV2K
     for a in m.archives:
         assert a.format == "zip" and a.extract_to == "DIV2K"
         assert a.urls[0] == f"http://data.vision.ee.ethz.ch/cvl/DIV2K/{a.file}"
-    assert m.size == sum(s for s, _ in SPEC_DIV2K.values())
+    assert m.size == sum(s for s, _ in PROTOCOL_DIV2K.values())
     counts = {f.path: f.count for f in m.folders}
     assert counts["DIV2K/DIV2K_train_HR"] == 800 and counts["DIV2K/DIV2K_train_LR_bicubic/X4"] == 800
     assert counts["DIV2K/DIV2K_valid_HR"] == 100 and len(counts) == 8

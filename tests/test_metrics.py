@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
-from repro.evaluate.metrics import mod_crop, psnr_ssim_y, psnr_y, rgb_to_y, ssim_y
+from repro.evaluate.metrics import psnr_ssim_y, psnr_y, ssim_y
+from repro.imaging import mod_crop, rgb_to_y
 
 
 def rand_u8(shape, seed=0):

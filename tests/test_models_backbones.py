@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from repro.cli import main
-from repro.data.imresize import imresize_torch
 from repro.errors import ReproError
+from repro.imaging.resize import imresize_torch
 from repro.models import create, model_names
 from repro.models.teachers import build_backbone
 

@@ -1,4 +1,5 @@
-"""The Appendix Table I comparison networks: parameter counts (SPEC 8), shapes, real weight sharing."""
+"""The Appendix Table I comparison networks: parameter counts (docs/protocol.md, "Complexity"), shapes,
+real weight sharing."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ import torch
 from torch import nn
 
 from repro.models import create
-from repro.models._counting import count_applications, count_params
+from repro.models.counting import count_applications, count_params
 
 Y_NETS = ("drcn", "drrn", "memnet")  # work on the bicubic-upscaled Y image
 RGB_NETS = ("carn", "srfbn", "imdn")
 
-# SPEC section 8 (from the authors' code). DRCN/DRRN/MemNet: convolution weights only, shared once.
+# docs/protocol.md, "Complexity" (from the authors' code). DRCN/DRRN/MemNet: convolution weights only,
+# shared once.
 WEIGHTS_ONLY = {"drcn": 1_774_080, "drrn": 297_216, "memnet": 676_992}
 FULL = {
     ("carn", 2): 1_591_939, ("carn", 3): 1_591_939, ("carn", 4): 1_591_939,
@@ -194,7 +196,7 @@ def test_recursive_nets_train_and_shared_weights_get_gradients(name: str) -> Non
 
 def test_recursive_nets_upscale_with_matlab_bicubic() -> None:
     # With the residual branch zeroed, DRRN returns exactly the MATLAB-bicubic upscale of its input.
-    from repro.data.imresize import imresize_torch
+    from repro.imaging.resize import imresize_torch
 
     net = create("drrn", 3).eval()
     nn.init.zeros_(net.conv_out.weight)

@@ -8,13 +8,14 @@ import pytest
 import torch
 from torch import nn
 
-from repro.data.imresize import imresize_torch
 from repro.errors import ReproError
+from repro.imaging.resize import imresize_torch
 from repro.models import create
 from repro.models.dssd import HFRM, SDM, TABLE_VARIANTS, DSSDTeacher
 from repro.models.losses import pisr_teacher_loss, teacher_loss
 from repro.models.pisr import PISREncoder, PISRTeacher
-from repro.models.teachers import TeacherOutput, level_factors
+from repro.models.teachers import TeacherOutput
+from repro.scales import level_factors
 
 
 def n_params(m: nn.Module) -> int:

@@ -12,9 +12,9 @@ import torch
 
 from repro.data import patches as P
 from repro.data.images import write_image
-from repro.data.imresize import imresize
 from repro.errors import ReproError
-from repro.evaluate.metrics import rgb_to_y
+from repro.imaging import rgb_to_y, y_unit_float32
+from repro.imaging.resize import imresize
 
 
 @pytest.fixture(autouse=True)
@@ -53,16 +53,33 @@ def test_t91_levels_are_imresize_of_mod_cropped_hr(t91_root):
     images = P.load_train_images("t91", 4, root=t91_root, progress=False)
     assert [im.name for im in images] == ["t1", "t2", "t3"]
     for im in images:
-        assert im.hr.dtype == np.uint8 and im.hr.ndim == 3 and im.hr.shape[2] == 3
+        assert im.hr.dtype == np.uint8 and (im.hr.ndim == 3 and im.hr.shape[2] == 3 or im.name == "t3")
         assert im.hr.shape[0] % 4 == 0 and im.hr.shape[1] % 4 == 0
         assert sorted(im.levels) == [2, 4]
         np.testing.assert_array_equal(im.levels[4], imresize(np.asarray(im.hr), 0.25))
         np.testing.assert_array_equal(im.levels[2], imresize(np.asarray(im.hr), 0.5))
     assert images[0].hr.shape == (100, 128, 3)
-    gray = images[2].hr
-    assert np.array_equal(gray[:, :, 0], gray[:, :, 1]) and np.array_equal(gray[:, :, 0], gray[:, :, 2])
+    assert images[2].hr.ndim == 2 and images[2].levels[4].ndim == 2  # grayscale stays one plane
     x3 = P.load_train_images("t91", 3, root=t91_root, progress=False)
     assert sorted(x3[0].levels) == [3] and x3[0].hr.shape == (99, 129, 3)
+
+
+def test_grayscale_training_image_is_taken_as_gray(t91_root):
+    """A gray image's Y is its own value (as evaluation measures it), not BT.601 of R=G=B, which
+    would squeeze it into 16..235; an RGB network sees it as R=G=B."""
+    images = [im for im in P.load_train_images("t91", 4, root=t91_root, progress=False) if im.name == "t3"]
+    gray = np.asarray(images[0].hr)
+    for channels in (1, 3):
+        ds = P.PatchDataset(images, 4, hr_patch=48, in_channels=channels, augment=False, seed=0)
+        item = ds[0]
+        _, (top, left), _, _ = ds.crop(0)
+        crop = gray[top:top + 48, left:left + 48].astype(np.float32) / 255
+        expected = crop[None] if channels == 1 else np.repeat(crop[None], 3, axis=0)
+        np.testing.assert_array_equal(item["hr"].numpy(), expected)
+        lr = np.asarray(images[0].levels[4])[top // 4:(top + 48) // 4, left // 4:(left + 48) // 4]
+        assert item["lr"].shape[0] == channels
+        np.testing.assert_array_equal(item["lr"][0].numpy(), lr.astype(np.float32) / 255)
+    assert item["hr"].min() < 16 / 255 or item["hr"].max() > 235 / 255  # the full range survives
 
 
 def test_missing_and_unknown_sources(tmp_path):
@@ -183,7 +200,8 @@ def test_read_only_root_caches_in_user_folder(t91_root, tmp_path):
 
 def test_sample_source(tmp_path):
     images = P.load_train_images("sample", 4, root=tmp_path, progress=False)
-    assert len(images) >= 5 and all(im.hr.shape[2] == 3 for im in images)
+    assert len(images) >= 5
+    assert {im.hr.ndim for im in images} == {2, 3}  # the gray photos (moon, coins, ...) stay gray
     assert (tmp_path / ".cache").is_dir()
 
 
@@ -194,14 +212,14 @@ def images(t91_root):
 
 
 def _y(arr: np.ndarray) -> np.ndarray:
-    return P._y_unit_float32(arr)
+    return y_unit_float32(arr)
 
 
 def test_training_y_is_the_bt601_y_in_float32():
     rng = np.random.default_rng(3)
     arr = rng.integers(0, 256, (37, 41, 3), dtype=np.uint8)
     arr[0, 0], arr[0, 1] = 0, 255  # the extremes: Y 16 and 235
-    y = P._y_unit_float32(arr)
+    y = y_unit_float32(arr)
     assert y.dtype == np.float32
     np.testing.assert_allclose(y, rgb_to_y(arr) / 255.0, rtol=0, atol=2e-7)
     assert abs(y[0, 0] * 255 - 16) < 1e-4 and abs(y[0, 1] * 255 - 235) < 1e-4

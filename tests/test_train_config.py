@@ -8,8 +8,9 @@ import pytest
 
 from repro.cli import main
 from repro.errors import ReproError
-from repro.train.config import from_dict, profile_names, resolve, to_toml, valid_keys
-from repro.train.engine import Cosine
+from repro.runs.config import from_dict, resolve, to_toml, valid_keys
+from repro.runs.profiles import profile_names
+from repro.train.engine import LRSchedule
 
 
 def test_paper_profile_is_the_papers_protocol():
@@ -107,8 +108,8 @@ def test_saved_settings_round_trip():
 
 
 def test_cosine_schedule_ends():
-    f = Cosine(100, 1e-5 / 1e-3)
+    f = LRSchedule(100, 1e-5 / 1e-3)
     assert f(0) == 1.0
     assert f(50) == pytest.approx(0.5 * (1 + 1e-2))
     assert f(100) == pytest.approx(1e-2)
-    assert Cosine(100, 0.01, "constant")(60) == 1.0
+    assert LRSchedule(100, 0.01, "constant")(60) == 1.0

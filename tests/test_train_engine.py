@@ -9,10 +9,10 @@ import torch
 
 from repro.cli import main
 from repro.errors import ReproError
+from repro.runs.config import resolve
+from repro.runs.folder import MetricsLog, load_model, read_metrics, read_teacher
 from repro.train import objectives
-from repro.train.config import resolve
 from repro.train.engine import train
-from repro.train.state import MetricsLog, load_model, read_metrics
 
 SHORT = ["optim.iters_per_epoch=10", "run.checkpoint_every=5", "val.sets="]
 
@@ -89,19 +89,30 @@ def test_student_starts_from_the_teachers_backbone(tmp_path):
     short = [*SHORT, "optim.iters_per_epoch=5"]
     teacher = train(resolve("smoke", kind="teacher", model="dssd_teacher", overrides=short),
                     out=tmp_path / "t", progress=False)
-    tnet, tcfg = objectives.load_teacher(teacher)
-    cfg = resolve("smoke", kind="student", model="fsrcnn", overrides=SHORT)
-    student, _ = objectives.build(cfg, tnet, tcfg)
+    tcfg = read_teacher(teacher)
+    tnet, _ = load_model(teacher)
+    cfg = resolve("smoke", kind="student", overrides=SHORT, teacher=tcfg)
+    assert cfg.model.name == "fsrcnn" and cfg.teacher_hash == tcfg.hash()
+    student, _ = objectives.build(cfg, tnet)
     backbone = tnet.backbone.state_dict()
     assert student.net.state_dict().keys() == backbone.keys()
     assert all(torch.equal(v, backbone[k]) for k, v in student.net.state_dict().items())
     assert not any(p.requires_grad for p in student.teacher.parameters())
     assert not any(k.startswith("_teacher") for k in student.state_dict())
-    assert cfg.teacher == tcfg.hash()
     with pytest.raises(ReproError, match="--model fsrcnn"):
-        objectives.adopt_teacher(resolve("smoke", kind="student", model="vdsr"), tcfg)
-    with pytest.raises(ReproError, match="needs --teacher"):
-        train(resolve("smoke", kind="student", overrides=SHORT), out=tmp_path / "s", progress=False)
+        resolve("smoke", kind="student", model="vdsr", teacher=tcfg)
+    with pytest.raises(ReproError, match="--scale 4"):
+        resolve("smoke", kind="student", scale=2, teacher=tcfg)
+    with pytest.raises(ReproError, match="only for students"):
+        resolve("smoke", kind="baseline", teacher=tcfg)
+    with pytest.raises(ReproError, match="needs its teacher"):
+        resolve("smoke", kind="student", overrides=SHORT)
+    other = resolve("smoke", kind="teacher", model="dssd_teacher", overrides=[*short, "run.seed=1"])
+    with pytest.raises(ReproError, match="not the teacher these settings were resolved with"):
+        train(resolve("smoke", kind="student", overrides=SHORT, teacher=other), out=tmp_path / "s",
+              teacher_dir=teacher, progress=False)
+    with pytest.raises(ReproError, match="not a teacher run"):
+        read_teacher(train(resolve("smoke", overrides=short), out=tmp_path / "b", progress=False))
 
 
 def test_pisr_teacher_logs_its_encoder_term(tmp_path):

@@ -7,9 +7,9 @@ import os
 import pytest
 
 from repro.evaluate.sr import evaluate_model, summarise
-from repro.train.config import resolve
+from repro.runs.config import resolve
+from repro.runs.folder import load_model
 from repro.train.engine import train
-from repro.train.state import load_model
 
 BICUBIC_SET5_X4 = 28.42  # Appendix Table I, Bicubic row (reproduced by `repro bicubic`)
 

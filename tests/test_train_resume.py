@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from repro.train.config import resolve
+from repro.runs.config import resolve
+from repro.runs.folder import read_metrics
 from repro.train.engine import train
-from repro.train.state import read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = ["optim.iters_per_epoch=300", "run.checkpoint_every=20", "val.sets="]

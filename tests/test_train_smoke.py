@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import torch
 
 from repro.cli import main
-from repro.train.state import read_metrics
+from repro.runs.folder import read_metrics
 
 
 def _falls(run) -> tuple[float, float]:
@@ -20,16 +18,11 @@ def _falls(run) -> tuple[float, float]:
 @pytest.mark.slow
 def test_teacher_then_student_end_to_end(tmp_path, capsys):
     teacher, student = tmp_path / "teacher", tmp_path / "student"
-    start = time.perf_counter()
+    # (how long these take is measured by `python -m repro.bench --only train_speed`, not asserted here)
     assert main(["train", "teacher", "--model", "dssd_teacher", "--profile", "smoke", "--out", str(teacher),
                  "--no-progress"]) == 0
-    teacher_s = time.perf_counter() - start
-    start = time.perf_counter()
     assert main(["train", "student", "--teacher", str(teacher), "--profile", "smoke", "--out", str(student),
                  "--no-progress"]) == 0
-    student_s = time.perf_counter() - start
-    print(f"smoke teacher {teacher_s:.1f} s, student {student_s:.1f} s")
-    assert teacher_s < 60 and student_s < 60
 
     first, last = _falls(teacher)
     assert last < 0.8 * first, (first, last)

@@ -1,9 +1,17 @@
-"""Comma-separated `--sets` and `--scales` values, checked against the valid choices (shared by commands)."""
+"""Comma-separated `--sets` and `--scales` values, checked against the valid choices (shared by commands).
+
+Light on purpose: the parser imports this module, so the test sets' module (numpy) loads only when a
+`--sets` value is checked. The help constants below spell out `repro.data.testsets`' tuples
+(tests/test_cli_startup.py checks that they agree).
+"""
 
 from __future__ import annotations
 
-from repro.data.benchmark import SCALES, SET_NAMES, check_scale, check_set
 from repro.errors import unknown_choice
+from repro.scales import SCALES, check_scale
+
+DEFAULT_SETS = "Set5,Set14,B100,Urban100"  # ",".join(BENCHMARK_SETS)
+SET_CHOICES = "Set5, Set14, B100, Urban100, sample"  # ", ".join(SET_NAMES)
 
 
 def _items(text: str) -> list[str]:
@@ -12,6 +20,8 @@ def _items(text: str) -> list[str]:
 
 def parse_sets(text: str) -> list[str]:
     """'Set5,Set14' -> ['Set5', 'Set14']; an unknown or empty name lists the valid ones."""
+    from repro.data.testsets import SET_NAMES, check_set
+
     names = _items(text)
     if not names:
         raise unknown_choice("test set", text, SET_NAMES)

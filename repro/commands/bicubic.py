@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 
-from repro.commands._lists import parse_scales, parse_sets
-from repro.data.benchmark import BENCHMARK_SETS, SCALES, SET_NAMES
-from repro.io_utils import atomic_write_text
-from repro.published import published
-
-
-def _fmt(value: float | None, digits: int) -> str:
-    return "-" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+from repro.commands._lists import DEFAULT_SETS, SET_CHOICES, parse_scales, parse_sets
+from repro.formatting import number
+from repro.scales import SCALES
 
 
 def _diff(measured: float, printed: float | None, digits: int) -> str:
@@ -22,6 +16,8 @@ def _diff(measured: float, printed: float | None, digits: int) -> str:
 
 def markdown_table(rows: list[dict[str, object]]) -> str:
     """The measured row beside the printed values of Appendix Table I (differences measured - printed)."""
+    from repro.published import published
+
     lines = [
         "| dataset | scale | PSNR printed | PSNR measured | diff "
         "| SSIM printed | SSIM measured | diff | images |",
@@ -32,14 +28,15 @@ def markdown_table(rows: list[dict[str, object]]) -> str:
         p, s = float(r["psnr"]), float(r["ssim"])
         pp = published("appendix1", "Bicubic", sc, ds, "psnr")
         ps = published("appendix1", "Bicubic", sc, ds, "ssim")
-        lines.append(f"| {ds} | x{sc} | {_fmt(pp, 2)} | {_fmt(p, 4)} | {_diff(p, pp, 4)} "
-                     f"| {_fmt(ps, 4)} | {_fmt(s, 5)} | {_diff(s, ps, 5)} | {r['n_images']} |")
+        lines.append(f"| {ds} | x{sc} | {number(pp, 2)} | {number(p, 4)} | {_diff(p, pp, 4)} "
+                     f"| {number(ps, 4)} | {number(s, 5)} | {_diff(s, ps, 5)} | {r['n_images']} |")
     return "\n".join(lines)
 
 
-def handler(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace) -> int:
     sets, scales = parse_sets(args.sets), parse_scales(args.scales)
-    from repro.evaluate.bicubic import bicubic_row  # after validation: bad input answers at once
+    from repro.evaluate.bicubic_row import bicubic_row  # after validation: bad input answers at once
+    from repro.io_utils import atomic_write_text
 
     rows = bicubic_row(sets, scales, root=args.data_root, workers=args.workers, progress=not args.no_progress)
     print(markdown_table(rows))
@@ -56,8 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="MATLAB-bicubic upscaling of each LR test image, PSNR/SSIM on Y (border = scale), "
                     "mean per set, next to the values printed in the paper.",
     )
-    parser.add_argument("--sets", default=",".join(BENCHMARK_SETS),
-                        help=f"comma-separated test sets from {', '.join(SET_NAMES)} (default: the four "
+    parser.add_argument("--sets", default=DEFAULT_SETS,
+                        help=f"comma-separated test sets from {SET_CHOICES} (default: the four "
                         "benchmarks)")
     parser.add_argument("--scales", default=",".join(map(str, SCALES)),
                         help="comma-separated scales (default 2,3,4)")
@@ -66,4 +63,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", help="also write the measured rows to this JSON file")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    parser.set_defaults(func=handler)
+    parser.set_defaults(func=main)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from repro.data.fetch import fetch, load_record
+# manifests and paths import only the standard library; fetch and verify (numpy, tqdm) load in the handlers
 from repro.data.manifests import Manifest, get_manifest, list_datasets
-from repro.data.verify import VerifyReport, folder_status, verify
 from repro.errors import ReproError
 from repro.paths import data_root
+
+if TYPE_CHECKING:
+    from repro.data.verify import VerifyReport
 
 MAX_LISTED = 50  # per kind of problem; the rest is counted
 
@@ -29,6 +32,8 @@ def _size(m: Manifest, root: Path) -> str:
     if m.embedded:
         return "embedded"
     if m.size is None:  # md5-pinned archive: a recorded size (first verified download) if any
+        from repro.data.fetch import load_record
+
         recorded = load_record(root, m.name)["archives"]
         known = [recorded.get(a.file, {}).get("size") or a.size for a in m.archives]
         return _human(sum(known)) if all(known) else "unknown"
@@ -54,7 +59,9 @@ def _print_report(report: VerifyReport) -> int:
     return 1
 
 
-def cmd_list(args: argparse.Namespace) -> int:
+def main_list(args: argparse.Namespace) -> int:
+    from repro.data.verify import folder_status
+
     root = data_root(args.root)
     rows = [(m.name, _size(m, root), folder_status(m, root), m.description)
             for m in (get_manifest(n) for n in list_datasets())]
@@ -66,7 +73,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_fetch(args: argparse.Namespace) -> int:
+def main_fetch(args: argparse.Namespace) -> int:
+    from repro.data.fetch import fetch
+
     manifest = get_manifest(args.name)
     if manifest.embedded:
         print(f"{manifest.name}: embedded in the suite (built in memory from the photos bundled with "
@@ -82,7 +91,9 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return _print_report(result.report)
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
+def main_verify(args: argparse.Namespace) -> int:
+    from repro.data.verify import verify
+
     manifest = get_manifest(args.name)
     return _print_report(verify(manifest, data_root(args.root)))
 
@@ -99,7 +110,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("list", help="the datasets, their download size and whether they are under the root")
     add_root(p)
-    p.set_defaults(func=cmd_list)
+    p.set_defaults(func=main_list)
 
     p = sub.add_parser("fetch", help="download, check and extract a dataset (resumable, skipped if present)")
     p.add_argument("name", metavar="NAME", help=f"dataset: {', '.join(_names())}")
@@ -110,12 +121,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--retries", type=int, default=3, help="resumes per mirror after a dropped connection")
     p.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_fetch)
+    p.set_defaults(func=main_fetch)
 
     p = sub.add_parser("verify", help="check image counts and per-image pixel digests (exit 1 on problems)")
     p.add_argument("name", metavar="NAME", help=f"dataset: {', '.join(_names())}")
     add_root(p)
-    p.set_defaults(func=cmd_verify)
+    p.set_defaults(func=main_verify)
 
 
 def _names() -> list[str]:

@@ -1,4 +1,5 @@
-"""`repro evaluate RUN_DIR`: PSNR/SSIM (Y channel, SPEC 5) of a trained network on benchmark sets."""
+"""`repro evaluate RUN_DIR`: PSNR/SSIM (Y channel; docs/protocol.md, "Evaluation") of a trained network
+on benchmark sets."""
 
 from __future__ import annotations
 
@@ -6,29 +7,27 @@ import argparse
 import json
 from pathlib import Path
 
-from repro.commands._lists import parse_sets
+from repro.commands._lists import DEFAULT_SETS, SET_CHOICES, parse_sets
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="measure a trained run's PSNR/SSIM on benchmark sets",
                        description=__doc__)
     p.add_argument("run_dir", metavar="DIR", help="a finished `repro train` run (or its model.pt)")
-    p.add_argument("--sets", default="Set5,Set14,B100,Urban100",
-                   help="comma-separated test sets: Set5, Set14, B100, Urban100, sample "
-                        "(default all but sample)")
+    p.add_argument("--sets", default=DEFAULT_SETS,
+                   help=f"comma-separated test sets: {SET_CHOICES} (default all but sample)")
     p.add_argument("--data-root", help="data root (default $REPRO_DATA, else ~/.cache/dssd-repro/data)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--json", metavar="PATH", help="write per-image rows and set means to this JSON file")
     p.add_argument("--csv", metavar="PATH", help="write the per-image rows to this CSV file")
-    p.set_defaults(func=run)
+    p.set_defaults(func=main)
 
 
-def run(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from repro.evaluate.sr import evaluate_model, summarise
+    from repro.evaluate.sr import evaluate_model, load_evaluator, summarise
     from repro.io_utils import atomic_write_text
-    from repro.train.objectives import load_evaluator
 
     sets = parse_sets(args.sets)
     net, record = load_evaluator(args.run_dir)  # a teacher is given the HR image (privileged)

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import argparse
 
-from repro.models.registry import model_info, model_names
-
 
 def format_model(name: str) -> str:
+    from repro.models import model_info  # every model family registers itself on import (torch)
+
     info = model_info(name)
     settings = ", ".join(f"{k}={v!r}" for k, v in info.settings.items()) or "(none)"
     return f"{name}: {info.summary}\n    settings: scale=4, {settings}"
 
 
-def run(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace) -> int:
+    from repro.models import model_names
+
     names = args.names or model_names()
     for name in names:  # an unknown name raises ReproError listing the valid ones
         print(format_model(name))
@@ -25,4 +27,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "models", help="list the networks (students, teachers, baselines) with their settings and defaults"
     )
     parser.add_argument("names", nargs="*", metavar="NAME", help="show only these models (default: all)")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=main)

@@ -10,11 +10,10 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 from repro.errors import ReproError
-from repro.train.config import KINDS, profile_names
+from repro.runs.config import KINDS
+from repro.scales import SCALES
 
 DEFAULT_MODEL = {"baseline": "fsrcnn", "teacher": "dssd_teacher"}
 
@@ -26,9 +25,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "privileged teacher on HR; student: distilled from --teacher")
     p.add_argument("--model", help="network name (`repro models` lists them); default fsrcnn for a "
                    "baseline, dssd_teacher for a teacher, the teacher's backbone for a student")
-    p.add_argument("--scale", type=int, choices=(2, 3, 4), help="upscaling factor (default 4)")
+    p.add_argument("--scale", type=int, choices=SCALES, help="upscaling factor (default 4; a student: "
+                   "its teacher's)")
     p.add_argument("--profile", default="paper",
-                   help=f"settings profile: {', '.join(profile_names())}, or a TOML file (default paper)")
+                   help="settings profile: paper, pisr_code, laptop, smoke, quickstart, a TOML file, or "
+                   "several joined by commas (e.g. smoke,pisr_code); default paper")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one setting, e.g. optim.lr=5e-4 or model.downsampler=bicubic (repeatable)")
     p.add_argument("--out", help="run folder (default runs/<kind>-<model>-x<scale>-<hash of the settings>)")
@@ -36,35 +37,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-root", help="data root (default $REPRO_DATA, else ~/.cache/dssd-repro/data)")
     p.add_argument("--force", action="store_true", help="train again from scratch even if the run exists")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (one line per checkpoint)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=main)
 
 
-def _teacher_settings(teacher: str) -> dict:
-    path = Path(teacher) / "config.json"
-    if not path.exists():
-        raise ReproError(f"--teacher {teacher}: no config.json there; give the folder of a "
-                         "`repro train teacher` run")
-    return json.loads(path.read_text())["settings"]
-
-
-def run(args: argparse.Namespace) -> int:
-    from repro.train.config import load_profile, resolve
+def main(args: argparse.Namespace) -> int:
+    from repro.runs.config import resolve
+    from repro.runs.folder import read_teacher
+    from repro.runs.profiles import load_profile
     from repro.train.engine import train
 
-    model, scale = args.model, args.scale
+    teacher = None
     if args.kind == "student":
         if not args.teacher:
             raise ReproError("`repro train student` needs --teacher RUN_DIR (a finished teacher run)")
-        settings = _teacher_settings(args.teacher)
-        model = model or settings["model"]["settings"].get("backbone", "fsrcnn")
-        scale = scale or settings["data"]["scale"]
+        teacher = read_teacher(args.teacher)  # the student's model, scale and settings follow it
     elif args.teacher:
         raise ReproError(f"--teacher is only for students, not for a {args.kind} run")
+    model = args.model
     has_name = any(s.split("=", 1)[0].strip() == "model.name" for s in args.overrides)
     has_name = has_name or "name" in load_profile(args.profile).get("model", {})
-    if model is None and not has_name:
+    if model is None and not has_name and args.kind in DEFAULT_MODEL:
         model = DEFAULT_MODEL[args.kind]
-    cfg = resolve(args.profile, kind=args.kind, model=model, scale=scale, overrides=args.overrides)
+    cfg = resolve(args.profile, kind=args.kind, model=model, scale=args.scale, overrides=args.overrides,
+                  teacher=teacher)
     train(cfg, out=args.out, teacher_dir=args.teacher, force=args.force, data_root=args.data_root,
           progress=False if args.no_progress else None)
     return 0

@@ -32,6 +32,8 @@ from fractions import Fraction
 import torch
 from torch import nn
 
+from repro.models.counting import run_with_hooks
+
 HR_SIZE = (720, 1280)
 """(height, width) of the HR output the MultiAdds are quoted at (the paper: 1280x720)."""
 
@@ -105,7 +107,7 @@ def _hook_counts(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
     """Run `model(x)` once with hooks on every conv/deconv/linear; true and legacy MACs per kind."""
     counts: Counter[str] = Counter()
 
-    def hook(m: nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+    def hook(_name: str, m: nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
         counts["calls"] += 1
         if isinstance(m, nn.modules.conv._ConvTransposeNd):
             counts["conv_transpose"] += _hook_counts_single(m, inputs[0], out)
@@ -117,14 +119,7 @@ def _hook_counts(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
         else:
             counts["linear"] += _hook_counts_single(m, inputs[0], out)
 
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if isinstance(m, nn.modules.conv._ConvNd | nn.Linear)]
-    try:
-        with torch.inference_mode():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
+    run_with_hooks(model, x, hook)
     return dict(counts)
 
 
@@ -221,19 +216,6 @@ def hook_macs(model: nn.Module, scale: int, rounding: str = LR_ROUNDING, direct:
     result = Counts({k: v for k, v in counts.items() if v}, method, {"calls": calls})
     result.extra["legacy"] = result.weight - counts.get("conv_transpose", 0) + legacy
     return result
-
-
-@dataclass(frozen=True)
-class MacsResult:
-    true: int
-    legacy: int
-    calls: int
-    method: str
-
-
-def count_macs(model: nn.Module, scale: int, rounding: str = LR_ROUNDING) -> MacsResult:
-    c = hook_macs(model, scale, rounding)
-    return MacsResult(c.weight, int(c.extra["legacy"]), int(c.extra["calls"]), c.method)
 
 
 # ---------------------------------------------------------------- fvcore
@@ -359,20 +341,11 @@ def module_differences(model: nn.Module, hw: tuple[int, int] = (4, 5)) -> list[s
     net = copy.deepcopy(model).eval()
     x = torch.rand(1, input_channels(model), *hw)
     ours: Counter[str] = Counter()
-    names = {id(m): n for n, m in reversed(list(net.named_modules()))}  # first name wins
 
-    def hook(m: nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
-        one = _hook_counts_single(m, inputs[0], out)
-        ours[names[id(m)]] += one
+    def hook(name: str, m: nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        ours[name] += _hook_counts_single(m, inputs[0], out)  # a shared module under its first name
 
-    handles = [m.register_forward_hook(hook) for m in net.modules()
-               if isinstance(m, nn.modules.conv._ConvNd | nn.Linear)]
-    try:
-        with torch.inference_mode():
-            net(x)
-    finally:
-        for h in handles:
-            h.remove()
+    run_with_hooks(net, x, hook)
     fa = FlopCountAnalysis(net, x)
     fa.unsupported_ops_warnings(False)
     fa.uncalled_modules_warnings(False)

@@ -1,6 +1,6 @@
 """Parameters of the deployed network: no VID branches, no teacher parts, shared weights once.
 
-Counting itself is `repro.models._counting.count_params` (a Parameter reached through several modules
+Counting itself is `repro.models.counting.count_params` (a Parameter reached through several modules
 counts once, as a recursion's shared conv should). This module decides WHAT is counted: a teacher entry
 counts only its backbone (what the student copies and deploys), and the row reports both the full count
 and the weights-only count (conv/deconv/linear weights), because DRCN, DRRN and MemNet were published
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from repro.models._counting import count_params
+from repro.models.counting import count_params
 
 
 def deployed(model: nn.Module) -> nn.Module:

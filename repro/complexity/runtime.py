@@ -2,15 +2,13 @@
 
 CPU: wall clock (perf_counter) around a forward under `torch.inference_mode`. CUDA: CUDA events around
 the forward with the input already on the device, synchronised per run. Either way the figure belongs to
-the machine in `environment()`; compare rows measured in one run, not figures across machines.
+the machine that `repro.provenance.environment()` records; compare rows measured in one run, not figures
+across machines.
 """
 
 from __future__ import annotations
 
-import os
-import platform
 import statistics
-import subprocess
 import time
 
 import torch
@@ -18,49 +16,6 @@ from torch import nn
 
 from repro.complexity.macs import RUNTIME_ROUNDING, input_channels, lr_size
 from repro.errors import ReproError
-
-
-def cpu_model() -> str:
-    """The CPU's marketing name (Linux /proc/cpuinfo, else `platform.processor()`)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _nvidia_driver() -> str | None:
-    try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10, check=True)
-        return out.stdout.strip().splitlines()[0] or None
-    except (OSError, subprocess.SubprocessError, IndexError):
-        return None
-
-
-def environment(device: str = "cpu") -> dict[str, object]:
-    """What a runtime figure depends on: CPU, threads, torch, and the GPU stack when CUDA is used."""
-    env: dict[str, object] = {
-        "cpu": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cuda_available": torch.cuda.is_available(),
-    }
-    if device == "cuda" and torch.cuda.is_available():
-        env.update({
-            "gpu": torch.cuda.get_device_name(),
-            "driver": _nvidia_driver(),
-            "cuda": torch.version.cuda,
-            "cudnn": torch.backends.cudnn.version(),
-            "cudnn_benchmark": torch.backends.cudnn.benchmark,
-        })
-    return env
 
 
 def require_cuda() -> None:

@@ -1,4 +1,5 @@
-"""The complexity table beside Appendix Table I's printed columns, and the findings list (SPEC section 7).
+"""The complexity table beside Appendix Table I's printed columns, and the findings list (docs/protocol.md,
+"Published complexity figures").
 
 Every figure in a finding comes from a measurement (the rows of `repro complexity`, or a variant
 measured here: RGB IDN/FSRCNN, MemNet with one reconstruction) or from the published CSV; only the
@@ -15,9 +16,11 @@ import jinja2
 from repro.complexity.macs import hook_macs
 from repro.complexity.measure import PAPER_ROWS
 from repro.complexity.params import params
+from repro.formatting import number
 from repro.io_utils import atomic_write_text
 from repro.models import create
 from repro.published import published, published_values
+from repro.scales import SCALES
 
 TABLE = "appendix1"
 TEMPLATES = Path(__file__).parent / "templates"
@@ -45,10 +48,6 @@ def _latex(text: object) -> str:
     return out
 
 
-def _fmt(v: float | None, digits: int = 2) -> str:
-    return "-" if v is None else f"{v:,.{digits}f}"
-
-
 def _k(n: int | None) -> str:
     return "-" if n is None else f"{n / 1e3:,.0f}k"
 
@@ -68,15 +67,16 @@ def table_rows(rows: list[dict]) -> list[dict[str, str]]:
             "model": label if m != "vdsr" else "VDSR (not in Appendix Table I)",
             "scale": f"x{s}",
             "params": f"{_k(r['params'])} ({_k(r['params_weights'])} weights)",
-            "macs": _fmt(r["macs_g"]),
-            "legacy": _fmt(r["macs_legacy_g"]),
-            "fvcore": _fmt(r["macs_fvcore_g"]),
-            "thop": _fmt(r["macs_thop_g"]),
-            "cpu": _fmt(r["runtime_cpu_ms"], 1),
-            "gpu": _fmt(r["runtime_gpu_ms"], 2),
-            "p_params": _fmt(_printed(m, s, "params_k"), 0) + ("k" if _printed(m, s, "params_k") else ""),
-            "p_macs": _fmt(_printed(m, s, "multiadds_g"), 1),
-            "p_runtime": _fmt(_printed(m, s, "runtime_ms"), 2),
+            "macs": number(r["macs_g"], grouping=True),
+            "legacy": number(r["macs_legacy_g"], grouping=True),
+            "fvcore": number(r["macs_fvcore_g"], grouping=True),
+            "thop": number(r["macs_thop_g"], grouping=True),
+            "cpu": number(r["runtime_cpu_ms"], 1, grouping=True),
+            "gpu": number(r["runtime_gpu_ms"], 2, grouping=True),
+            "p_params": number(_printed(m, s, "params_k"), 0, grouping=True)
+                        + ("k" if _printed(m, s, "params_k") else ""),
+            "p_macs": number(_printed(m, s, "multiadds_g"), 1, grouping=True),
+            "p_runtime": number(_printed(m, s, "runtime_ms"), 2, grouping=True),
         })
     return out
 
@@ -111,7 +111,7 @@ def _variants(models: set[str]) -> dict[str, dict]:
         out["memnet"] = {"one_recon_g": hook_macs(net, 2).weight / 1e9}
     if "srfbn" in models:
         out["srfbn"] = {s: hook_macs(create("srfbn", scale=s, reconstruct_every_step=False), s).weight / 1e9
-                        for s in (2, 3, 4)}
+                        for s in SCALES}
     return out
 
 
@@ -174,7 +174,8 @@ def findings(rows: list[dict]) -> list[dict[str, str]]:
     if cpu:
         env = cpu[0]["environment"]
         text = "; ".join(f"{r['model']} x{r['scale']} {r['runtime_cpu_ms']:,.1f} ms (printed "
-                         f"{_fmt(_printed(r['model'], r['scale'], 'runtime_ms'))} ms)" for r in cpu)
+                         f"{number(_printed(r['model'], r['scale'], 'runtime_ms'), grouping=True)} ms)"
+                         for r in cpu)
         out.append({"topic": "runtime",
                     "text": "The printed runtimes are the same at every scale and name no device. "
                             f"Measured CPU runtime ({env.get('cpu')}, {env.get('torch_threads')} threads, "

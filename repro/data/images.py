@@ -1,7 +1,7 @@
 """Reading and writing images as uint8 arrays (HxW for grayscale, HxWx3 for colour).
 
-Grayscale files stay single-channel on purpose: the evaluation measures them as they are (SPEC 5),
-so a mode-L image must not silently become RGB.
+Grayscale files stay single-channel on purpose: the evaluation measures them as they are
+(docs/protocol.md, "Evaluation"), so a mode-L image must not silently become RGB.
 """
 
 from __future__ import annotations

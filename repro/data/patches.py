@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import random
 import tempfile
@@ -25,42 +24,27 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
 from repro.data.images import read_image
-from repro.data.imresize import imresize
 from repro.errors import ReproError, unknown_choice
+from repro.imaging import imresize, y_unit_float32
 from repro.io_utils import atomic_write, atomic_write_text
 from repro.paths import data_root, default_cache_root
+from repro.scales import check_scale, crop_multiple, level_factors
 
 TRAIN_SOURCES = ("div2k", "t91", "sample")
-SCALES = (2, 3, 4)
 DIV2K_TRAIN_IDS = tuple(f"{i:04d}" for i in range(1, 801))  # the paper trains on DIV2K 0001-0800
 PAPER_HR_PATCH, PAPER_BATCH = 192, 16
 DEFAULT_LENGTH = 1000 * PAPER_BATCH  # one "epoch" of 1000 iterations (PISR's convention); see __len__
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: grayscale images are kept single-channel (1 repeated them to RGB)
 
 
 @dataclass(frozen=True)
 class TrainImage:
-    """One training image: `hr` (HxWx3 uint8, mod-cropped) and its downscales `levels[factor]`."""
+    """One training image: `hr` (uint8 HxWx3, or HxW for a grayscale image; mod-cropped) and its
+    downscales `levels[factor]` (same channels)."""
 
     name: str
     hr: np.ndarray
     levels: dict[int, np.ndarray]
-
-
-def level_factors(scale: int) -> tuple[int, ...]:
-    """Downscale factors of the targets, finest first: x4 -> (2, 4) (X'_bic, LR); x2/x3 -> (s,)."""
-    if scale not in SCALES:
-        raise unknown_choice("scale", scale, SCALES)
-    return (2, 4) if scale == 4 else (scale,)
-
-
-def _crop_multiple(scale: int) -> int:
-    return math.lcm(*level_factors(scale))
-
-
-def _rgb(img: np.ndarray) -> np.ndarray:
-    """Training works on 3 channels: a grayscale image is repeated (its Y is then BT.601 of R=G=B)."""
-    return np.repeat(img[:, :, None], 3, axis=2) if img.ndim == 2 else img
 
 
 # ---------------------------------------------------------------- where the source images are
@@ -174,8 +158,7 @@ def _build_levels(hr: np.ndarray, scale: int, lr: np.ndarray | None, where: str)
     levels: dict[int, np.ndarray] = {}
     for factor in level_factors(scale):
         if factor == scale and lr is not None:
-            lr = _rgb(lr)
-            if lr.shape == (hr.shape[0] // scale, hr.shape[1] // scale, 3):
+            if lr.shape == (hr.shape[0] // scale, hr.shape[1] // scale, *hr.shape[2:]):
                 levels[factor] = lr
                 continue
             warnings.warn(f"official LR {where} is {lr.shape[1]}x{lr.shape[0]}, expected "
@@ -196,7 +179,7 @@ def load_train_images(source: str, scale: int, root: str | os.PathLike[str] | No
     """
     if source not in TRAIN_SOURCES:
         raise unknown_choice("training source", source, TRAIN_SOURCES)
-    level_factors(scale)
+    check_scale(scale)
     root_path = data_root(root)
     key = (source, scale, str(root_path.resolve()), str(cache_root))
     if key in _MEMORY:
@@ -227,7 +210,7 @@ def _load_cached(scale_dir: Path, scale: int) -> list[TrainImage] | None:
         names = json.loads((scale_dir / "manifest.json").read_text())["names"]
     except (OSError, ValueError, KeyError):
         return None
-    crop = _crop_multiple(scale)
+    crop = crop_multiple(scale)
     images = []
     for name in names:
         hr = _load_npy(scale_dir.parent / "hr" / f"{name}.npy")
@@ -241,18 +224,18 @@ def _load_cached(scale_dir: Path, scale: int) -> list[TrainImage] | None:
 
 def _build(source: str, scale: int, entries: list[_Entry], src_dir: Path | None,
            scale_dir: Path | None, progress: bool) -> list[TrainImage]:
-    crop = _crop_multiple(scale)
+    crop = crop_multiple(scale)
     if source == "sample":
         from repro.data.sample import sample_images
 
-        decoded = {n: _rgb(np.asarray(a, dtype=np.uint8)) for n, a in sorted(sample_images("train").items())}
+        decoded = {n: np.asarray(a, dtype=np.uint8) for n, a in sorted(sample_images("train").items())}
         entries = [_Entry(n, None, None) for n in decoded]
 
     def one(entry: _Entry) -> TrainImage:
         hr_file = src_dir / "hr" / f"{entry.name}.npy" if src_dir is not None else None
         full = _load_npy(hr_file) if hr_file is not None else None  # cached for another scale?
         if full is None:
-            full = decoded[entry.name] if entry.hr is None else _rgb(read_image(entry.hr))
+            full = decoded[entry.name] if entry.hr is None else read_image(entry.hr)
             if hr_file is not None:
                 _save_npy(hr_file, full)
         lr = read_image(entry.lr) if entry.lr is not None and entry.lr.is_file() else None
@@ -289,18 +272,6 @@ def _augment(arr: np.ndarray, flip: bool, rot: int) -> np.ndarray:
     return np.rot90(arr, rot, axes=(-2, -1)) if rot else arr
 
 
-_Y_UNIT = np.array([65.481, 128.553, 24.966], dtype=np.float32) / np.float32(255.0 * 255.0)
-
-
-def _y_unit_float32(arr: np.ndarray) -> np.ndarray:
-    """BT.601 Y / 255 in float32 (as `rgb_to_y` / 255 to within 2e-7): the training input only;
-    evaluation keeps `rgb_to_y`'s float64. Half the cost of the float64 path, the largest part of
-    making a patch. A grayscale crop is taken as is."""
-    if arr.ndim == 2:
-        return arr.astype(np.float32) / np.float32(255.0)
-    return arr.astype(np.float32) @ _Y_UNIT + np.float32(16.0 / 255.0)
-
-
 def collate_patches(items: Sequence[dict[str, object]]) -> dict[str, object]:
     """Batch patch dicts with a single-threaded `np.stack`: on a busy 2-core machine the multi-threaded
     copy of `default_collate`'s `torch.stack` took 30-70 ms per batch, np.stack 0.1-0.3 ms."""
@@ -325,9 +296,9 @@ class PatchDataset(Dataset):
                  in_channels: int = 1, augment: bool = True, seed: int = 0,
                  length: int = DEFAULT_LENGTH) -> None:
         self.factors = level_factors(scale)
-        if hr_patch <= 0 or hr_patch % _crop_multiple(scale):
+        if hr_patch <= 0 or hr_patch % crop_multiple(scale):
             raise ReproError(f"HR patch size {hr_patch} must be a positive multiple of "
-                             f"{_crop_multiple(scale)} at x{scale}")
+                             f"{crop_multiple(scale)} at x{scale}")
         if in_channels not in (1, 3):
             raise unknown_choice("number of input channels", in_channels, (1, 3))
         self.images = [im for im in images if min(im.hr.shape[:2]) >= hr_patch]
@@ -349,12 +320,16 @@ class PatchDataset(Dataset):
         return self.length
 
     def _tensor(self, arr: np.ndarray, flip: bool, rot: int) -> torch.Tensor:
-        """uint8 HxWx3 crop -> float32 [C, H, W] in 0..1, flipped/rotated (after the pointwise
-        colour conversion, which commutes with them and is cheaper before the copy)."""
+        """uint8 HxWx3 (or HxW gray) crop -> float32 [C, H, W] in 0..1, flipped/rotated (after the
+        pointwise colour conversion, which commutes with them and is cheaper before the copy).
+
+        A grayscale crop is taken as it is, as evaluation takes a grayscale test image: its Y is its
+        own value (converting R=G=B to Y would squeeze it into 16..235); RGB networks see R=G=B."""
         if self.in_channels == 1:
-            plane = _y_unit_float32(arr)[None]
+            plane = y_unit_float32(arr)[None]
         else:
-            plane = arr.transpose(2, 0, 1).astype(np.float32) / np.float32(255.0)
+            rgb = np.repeat(arr[:, :, None], 3, axis=2) if arr.ndim == 2 else arr
+            plane = rgb.transpose(2, 0, 1).astype(np.float32) / np.float32(255.0)
         return torch.from_numpy(np.ascontiguousarray(_augment(plane, flip, rot)))
 
     def crop(self, i: int) -> tuple[str, tuple[int, int], bool, int]:

@@ -1,4 +1,5 @@
-"""Run a network on benchmark images and measure it as the SR literature does (SPEC 5).
+"""Run a network on benchmark images and measure it as the SR literature does (docs/protocol.md,
+"Evaluation").
 
 Y-channel networks see the LR image's BT.601 Y (MATLAB `rgb2ycbcr`, kept as float like the training
 patches); their output is clipped to [0, 255] and rounded to uint8, then compared with the HR's Y
@@ -17,27 +18,41 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from repro.data.benchmark import ImagePair, load_set
-from repro.data.imresize import imresize
+from repro.data.testsets import ImagePair, load_set
 from repro.errors import unknown_choice
-from repro.evaluate.metrics import psnr_y, rgb_to_y, ssim_y
-
-# MATLAB rgb2ycbcr (BT.601, studio swing) for 0..255 RGB: ycbcr = offset + M @ rgb / 255.
-_YCBCR = np.array([[65.481, 128.553, 24.966],
-                   [-37.797, -74.203, 112.0],
-                   [112.0, -93.786, -18.214]]) / 255.0
-_OFFSET = np.array([16.0, 128.0, 128.0])
+from repro.evaluate.metrics import psnr_y, ssim_y
+from repro.imaging import imresize, rgb_to_y, rgb_to_ycbcr, ycbcr_to_rgb
+from repro.runs.folder import load_model
 
 
-def rgb_to_ycbcr(img: np.ndarray) -> np.ndarray:
-    """HxWx3 0..255 RGB -> float64 YCbCr as MATLAB's rgb2ycbcr before its final rounding."""
-    return img.astype(np.float64) @ _YCBCR.T + _OFFSET
+class TeacherAsSR(nn.Module):
+    """A privileged teacher called like an SR network: given HR (`input = "hr"`), it returns its SR.
+
+    A teacher whose backbone sees the bicubic LR image itself (Table 1 `bicubic`: `sees_lr()`) is given
+    the LR image instead, as in training, where it takes the batch's LR file.
+    """
+
+    def __init__(self, teacher: nn.Module) -> None:
+        super().__init__()
+        self.teacher = teacher
+        sees_lr = getattr(teacher, "sees_lr", None)
+        self.input = "lr" if sees_lr is not None and sees_lr() else "hr"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input == "lr":
+            return self.teacher.backbone(x)
+        return self.teacher(x).sr
 
 
-def ycbcr_to_rgb(ycc: np.ndarray) -> np.ndarray:
-    """Float YCbCr -> uint8 RGB (exact inverse of `rgb_to_ycbcr`, then clip and round)."""
-    rgb = (ycc - _OFFSET) @ np.linalg.inv(_YCBCR).T
-    return np.clip(np.floor(rgb + 0.5), 0, 255).astype(np.uint8)
+def as_sr_network(net: nn.Module) -> nn.Module:
+    """`net` itself for an SR network; a teacher (it has a `backbone`) wrapped in `TeacherAsSR`."""
+    return TeacherAsSR(net) if isinstance(getattr(net, "backbone", None), nn.Module) else net
+
+
+def load_evaluator(run_dir: str | os.PathLike[str]) -> tuple[nn.Module, dict]:
+    """A finished run's network ready for `evaluate_model` (a teacher wrapped), and its model record."""
+    net, record = load_model(run_dir)
+    return (TeacherAsSR(net) if record["kind"] == "teacher" else net), record
 
 
 def _to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -100,7 +115,7 @@ def evaluate_pairs(model: nn.Module, pairs: Iterable[ImagePair], dataset: str, s
     """Per-image PSNR/SSIM of `model` on HR/LR pairs (model already on `device`, eval mode).
 
     The SR must have the HR's size. A model whose `input` attribute is "hr" (a privileged teacher,
-    `repro.train.objectives.TeacherAsSR`) is given the HR image instead of the LR one.
+    `TeacherAsSR`) is given the HR image instead of the LR one.
     """
     pairs = list(pairs)
     given_hr = getattr(model, "input", "lr") == "hr"

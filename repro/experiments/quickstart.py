@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from repro.evaluate.bicubic import bicubic_row
-from repro.evaluate.sr import evaluate_model, summarise
-from repro.train.config import resolve
+from repro.evaluate.bicubic_row import bicubic_row
+from repro.evaluate.sr import evaluate_model, load_evaluator, summarise
+from repro.runs.config import resolve
 from repro.train.engine import train
-from repro.train.objectives import load_evaluator
 
 TABLE = "quickstart"
 DATASET = "sample"

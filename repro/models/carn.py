@@ -20,9 +20,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from repro.models.registry import register_model
+from repro.scales import SCALES
 
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
-SCALES = (2, 3, 4)
 
 
 class ResidualBlock(nn.Module):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from repro.data.imresize import imresize_torch
+from repro.imaging.resize import imresize_torch
 from repro.models.registry import register_model
 
 

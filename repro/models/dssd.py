@@ -14,19 +14,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from repro.data.imresize import imresize_torch
 from repro.errors import ReproError, unknown_choice
+from repro.imaging import imresize_torch
 from repro.models.pisr import PISREncoder
 from repro.models.registry import register_model
 from repro.models.teachers import (
-    SCALES,
     StridedEncoder,
     TeacherOutput,
     build_backbone,
     check_hr_size,
-    level_factors,
-    level_strides,
 )
+from repro.scales import SCALES, level_factors, level_strides
 
 DOWNSAMPLERS = ("hfrm", "bicubic", "pisr_encoder")  # Table 1
 DEGRADATIONS = ("sdm", "none", "bicubic", "cnn")  # Table 2
@@ -179,11 +177,24 @@ class DSSDTeacher(nn.Module):
             return self.cnn(sr)
         return []
 
-    def forward(self, hr: torch.Tensor) -> TeacherOutput:
+    def forward(self, hr: torch.Tensor, bicubic: list[torch.Tensor] | None = None) -> TeacherOutput:
+        """The teacher's pass on HR. `bicubic`: the batch's MATLAB-bicubic levels of HR (finest first,
+        LR last); a `bicubic` downsampler then uses them as they are, so that it sees exactly the
+        student's input (the LR file), not a float re-resize of HR."""
         check_hr_size(hr, self.scale)
-        compact = self.downsample(hr)
+        if self.downsampler == "bicubic" and bicubic is not None:
+            if len(bicubic) != len(self.factors):
+                raise ValueError(f"expected {len(self.factors)} bicubic levels, got {len(bicubic)}")
+            compact = list(bicubic)
+        else:
+            compact = self.downsample(hr)
         sr, feat = self.backbone.forward_with_features(compact[-1])  # Eq. 3
         return TeacherOutput(sr=sr, compact=compact, degraded=self.degrade(sr), features=feat)
+
+    def sees_lr(self) -> bool:
+        """Whether the backbone's input is the bicubic LR image itself (Table 1 `bicubic` row): such a
+        teacher is evaluated on the LR file, as the student is."""
+        return self.downsampler == "bicubic"
 
 
 @register_model
@@ -199,7 +210,7 @@ def dssd_teacher(
     backbone_settings: dict | None = None,
 ) -> DSSDTeacher:
     """DSSD teacher: recursive HFRM downsampler, backbone, recursive SDM degradation (Tables 1-4 variants)."""
-    net = build_backbone(backbone, scale, in_channels, backbone_settings)
+    net = build_backbone(backbone, scale, in_channels, backbone_settings, shared_prelu)
     return DSSDTeacher(
         net,
         scale,

@@ -13,12 +13,12 @@ from torch import nn
 from repro.errors import unknown_choice
 from repro.models.registry import register_model
 from repro.models.teachers import (
-    SCALES,
     StridedEncoder,
     TeacherOutput,
     build_backbone,
     check_hr_size,
 )
+from repro.scales import SCALES
 
 
 class PISREncoder(StridedEncoder):
@@ -67,5 +67,5 @@ def pisr_teacher(
     backbone_settings: dict | None = None,
 ) -> PISRTeacher:
     """PISR teacher: one-step strided CNN encoder of HR, then the backbone (fsrcnn, vdsr or idn)."""
-    net = build_backbone(backbone, scale, in_channels, backbone_settings)
+    net = build_backbone(backbone, scale, in_channels, backbone_settings, shared_prelu)
     return PISRTeacher(net, scale, in_channels=in_channels, shared_prelu=shared_prelu)

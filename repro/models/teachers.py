@@ -14,11 +14,10 @@ from torch import nn
 
 from repro.errors import ReproError, unknown_choice
 from repro.models.fsrcnn import prelu
-from repro.models.registry import create
+from repro.models.registry import create, model_info
 
 # Backbones a teacher can wrap: each has `forward_with_features(lr) -> (sr, feat)` (Table 4).
 TEACHER_BACKBONES = ("fsrcnn", "vdsr", "idn")
-SCALES = (2, 3, 4)
 
 
 @dataclass
@@ -36,24 +35,6 @@ class TeacherOutput:
     compact: list[torch.Tensor]
     degraded: list[torch.Tensor] = field(default_factory=list)
     features: torch.Tensor | None = None
-
-
-def level_strides(scale: int) -> tuple[int, ...]:
-    """Stride of each recursive downsampling level: x4 = 1/2 then 1/4 of HR; x2, x3 = one level."""
-    if scale == 4:
-        return (2, 2)
-    if scale in (2, 3):
-        return (scale,)
-    raise unknown_choice("scale", scale, SCALES)
-
-
-def level_factors(scale: int) -> tuple[int, ...]:
-    """Total downscale factor at each level, finest first: x4 -> (2, 4), x2 -> (2,), x3 -> (3,)."""
-    factors, total = [], 1
-    for s in level_strides(scale):
-        total *= s
-        factors.append(total)
-    return tuple(factors)
 
 
 def check_hr_size(hr: torch.Tensor, scale: int) -> None:
@@ -101,8 +82,18 @@ class StridedEncoder(nn.Module):
         return self.body(x)
 
 
-def build_backbone(name: str, scale: int, in_channels: int, settings: dict | None = None) -> nn.Module:
-    """Build a teacher's backbone through the registry; it must expose `forward_with_features`."""
+def build_backbone(name: str, scale: int, in_channels: int, settings: dict | None = None,
+                   shared_prelu: bool = False) -> nn.Module:
+    """Build a teacher's backbone through the registry; it must expose `forward_with_features`.
+
+    The teacher's `shared_prelu` reaches the backbone too (where it has PReLUs: FSRCNN), so one
+    setting decides every PReLU of the teacher and, through it, of the student.
+    """
     if name not in TEACHER_BACKBONES:
         raise unknown_choice("teacher backbone", name, TEACHER_BACKBONES)
-    return create(name, scale=scale, in_channels=in_channels, **(settings or {}))
+    settings = dict(settings or {})
+    takes_it = "shared_prelu" in model_info(name).settings
+    if takes_it and settings.setdefault("shared_prelu", shared_prelu) != shared_prelu:
+        raise ReproError(f"backbone_settings.shared_prelu={settings['shared_prelu']} disagrees with the "
+                         f"teacher's shared_prelu={shared_prelu}; set shared_prelu once, on the teacher")
+    return create(name, scale=scale, in_channels=in_channels, **settings)

@@ -34,14 +34,6 @@ class Dist:
         if self.active:
             dist.barrier()
 
-    def broadcast_flag(self, flag: bool) -> bool:
-        """Rank 0's value of a yes/no decision, on every rank."""
-        if not self.active:
-            return flag
-        t = torch.tensor([int(flag)], dtype=torch.int64, device=_comm_device())
-        dist.broadcast(t, 0)
-        return bool(t.item())
-
     def mean(self, values: list[float]) -> list[float]:
         """The mean over ranks of each number (for logging: every rank calls it at the same point)."""
         if not self.active or not values:

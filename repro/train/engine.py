@@ -19,33 +19,36 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from repro.data.benchmark import ImagePair, load_set
 from repro.data.patches import PatchDataset, load_train_images, make_loader
+from repro.data.testsets import ImagePair, load_set
 from repro.errors import ReproError
 from repro.evaluate.sr import evaluate_pairs, summarise
-from repro.train import objectives
-from repro.train.config import TrainConfig, to_toml
-from repro.train.distributed import Dist, init_distributed, shutdown
-from repro.train.state import (
+from repro.provenance import environment
+from repro.runs.config import TrainConfig
+from repro.runs.folder import (
     CHECKPOINT,
     DONE,
     METRICS,
     MODEL,
     MetricsLog,
+    load_model,
     load_torch,
     model_record,
-    rng_state,
     save_torch,
-    seed_everything,
-    set_rng_state,
+    stored_hash,
+    write_config,
     write_json,
 )
+from repro.train import objectives
+from repro.train.distributed import Dist, init_distributed, shutdown
+from repro.train.state import rng_state, seed_everything, set_rng_state
 
 RUNS_ROOT = Path("runs")
 
 
-class Cosine:
-    """lr factor at iteration i: from 1 down to min_lr/lr along half a cosine over `total` iterations."""
+class LRSchedule:
+    """lr factor at iteration i: `cosine` from 1 down to `floor` (min lr / lr) along half a cosine over
+    `total` iterations, or `constant` 1."""
 
     def __init__(self, total: int, floor: float, schedule: str = "cosine") -> None:
         self.total, self.floor, self.schedule = total, floor, schedule
@@ -76,21 +79,9 @@ def run_dir_for(cfg: TrainConfig, out: str | os.PathLike[str] | None) -> Path:
     return Path(out) if out else RUNS_ROOT / cfg.default_run_name()
 
 
-def _existing_hash(run_dir: Path) -> str | None:
-    import json
-
-    path = run_dir / "config.json"
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text())["hash"]
-    except (ValueError, KeyError) as exc:
-        raise ReproError(f"{path} is damaged; rerun with --force to start this run over") from exc
-
-
 def _prepare(cfg: TrainConfig, run_dir: Path, force: bool, d: Dist, extra: dict[str, Any]) -> bool:
     """Check the folder against the settings; wipe it on --force; write the config. True if already done."""
-    found = _existing_hash(run_dir)
+    found = stored_hash(run_dir)
     done = (run_dir / DONE).exists() and found == cfg.hash()
     if found is not None and found != cfg.hash() and not force:
         raise ReproError(f"{run_dir} holds a run with other settings (hash {found[:8]}, these are "
@@ -103,10 +94,7 @@ def _prepare(cfg: TrainConfig, run_dir: Path, force: bool, d: Dist, extra: dict[
             for name in (CHECKPOINT, METRICS, MODEL, DONE):
                 (run_dir / name).unlink(missing_ok=True)
         run_dir.mkdir(parents=True, exist_ok=True)
-        from repro.io_utils import atomic_write_text
-
-        atomic_write_text(run_dir / "config.toml", to_toml(cfg))
-        write_json(run_dir / "config.json", {"hash": cfg.hash(), "settings": cfg.to_dict(), **extra})
+        write_config(run_dir, cfg, extra)
     d.barrier()
     return False
 
@@ -125,8 +113,8 @@ def load_val_pairs(cfg: TrainConfig, root: str | os.PathLike[str] | None) -> dic
 
 
 @torch.no_grad()
-def validate(obj: objectives.Objective, cfg: TrainConfig, pairs: dict[str, list[ImagePair]],
-             device: torch.device) -> dict[str, float]:
+def validation_psnr(obj: objectives.Objective, cfg: TrainConfig, pairs: dict[str, list[ImagePair]],
+                    device: torch.device) -> dict[str, float]:
     """Mean PSNR per validation set ({"val_psnr_<set>": dB}); a teacher is given the HR image."""
     net = obj.evaluator()
     was_training = net.training
@@ -148,7 +136,11 @@ def validate(obj: objectives.Objective, cfg: TrainConfig, pairs: dict[str, list[
 
 def train(cfg: TrainConfig, out: str | os.PathLike[str] | None = None, teacher_dir: str | None = None,
           force: bool = False, data_root: str | None = None, progress: bool | None = None) -> Path:
-    """Train (or resume, or leave alone if finished) the run of `cfg`; returns its folder."""
+    """Train (or resume, or leave alone if finished) the run of `cfg`; returns its folder.
+
+    A student's `cfg` comes from `resolve(..., teacher=read_teacher(teacher_dir))`; `teacher_dir` is
+    where its teacher's network is read from (checked against `cfg.teacher_hash`).
+    """
     d, device = init_distributed(cfg.run.device)
     try:
         return _train(cfg, d, device, out, teacher_dir, force, data_root, progress)
@@ -159,18 +151,20 @@ def train(cfg: TrainConfig, out: str | os.PathLike[str] | None = None, teacher_d
 def _train(cfg: TrainConfig, d: Dist, device: torch.device, out: Any, teacher_dir: str | None,
            force: bool, data_root: str | None, progress: bool | None) -> Path:
     configure_torch(cfg, device)
-    teacher = tcfg = None
+    teacher = None
     extra: dict[str, Any] = {}
     if cfg.kind == "student":
         if not teacher_dir:
             raise ReproError("`repro train student` needs --teacher RUN_DIR (a finished teacher run)")
-        teacher, tcfg = objectives.load_teacher(teacher_dir)
-        objectives.adopt_teacher(cfg, tcfg)
+        if stored_hash(Path(teacher_dir)) != cfg.teacher_hash:
+            raise ReproError(f"--teacher {teacher_dir} is not the teacher these settings were resolved "
+                             f"with (teacher_hash {cfg.teacher_hash[:8]})")
+        teacher, _ = load_model(teacher_dir)
         extra["teacher_dir"] = str(Path(teacher_dir).resolve())
     elif teacher_dir:
         raise ReproError(f"--teacher is only for students, not for a {cfg.kind} run")
     seed_everything(cfg.run.seed)
-    obj, settings = objectives.build(cfg, teacher, tcfg)  # bad model settings fail before any file
+    obj, settings = objectives.build(cfg, teacher)  # bad model settings fail before any file
     run_dir = run_dir_for(cfg, out)
     say = print if d.main else (lambda *a, **k: None)
     if _prepare(cfg, run_dir, force, d, extra):
@@ -181,10 +175,10 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, out: Any, teacher_di
         obj.to(memory_format=torch.channels_last)
     params = [p for p in obj.parameters() if p.requires_grad]
     o = cfg.optim
-    optimizer = torch.optim.Adam(params, lr=o.lr, betas=tuple(o.betas), eps=o.eps,
-                                 weight_decay=o.weight_decay)
+    lr, min_lr = o.lr_range(cfg.kind)
+    optimizer = torch.optim.Adam(params, lr=lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay)
     total = o.iterations
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, Cosine(total, o.min_lr / o.lr, o.schedule))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, LRSchedule(total, min_lr / lr, o.schedule))
     start, seconds = 0, 0.0
     if (run_dir / CHECKPOINT).exists():
         ckpt = load_torch(run_dir / CHECKPOINT)
@@ -226,8 +220,8 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, out: Any, teacher_di
         with amp:
             loss, terms = model(batch)
         if not math.isfinite(terms["total"]):
-            raise ReproError(f"the loss became {terms['total']} at iteration {it + 1}; lower optim.lr "
-                             f"(now {o.lr}) or set optim.grad_clip")
+            raise ReproError(f"the loss became {terms['total']} at iteration {it + 1}; lower the learning "
+                             f"rate (now {lr}) or set optim.grad_clip")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if o.grad_clip > 0:
@@ -248,7 +242,7 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, out: Any, teacher_di
             continue
         keys = [k for k in sums if k != "total"]
         means = d.mean([sums["total"] / count] + [sums[k] / count for k in keys] + [wait_s, step_s])
-        val = validate(obj, cfg, val_pairs, device) if validating and d.main else {}
+        val = validation_psnr(obj, cfg, val_pairs, device) if validating and d.main else {}
         last_val = val or last_val
         row = {"iteration": done, "loss": means[0], **dict(zip(keys, means[1:-2], strict=True)),
                "lr": lr_now, **{c: val.get(c) for c in val_cols},
@@ -274,7 +268,8 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, out: Any, teacher_di
         save_torch(run_dir / MODEL, model_record(cfg.kind, cfg.model.name, cfg.data.scale, settings, net))
         write_json(run_dir / DONE, {"hash": cfg.hash(), "iterations": total, "seconds": round(seconds, 3),
                                     "validation": last_val or {}, "world_size": d.world_size,
-                                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+                                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                    "environment": environment(str(device))})
         say(f"{run_dir}: finished {total} iterations in {seconds:.1f} s"
             + "".join(f", {c[9:]} {v:.2f} dB" for c, v in (last_val or {}).items()))
     d.barrier()

@@ -7,29 +7,19 @@ kept outside the module tree: it is neither trained, checkpointed nor synchronis
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from repro.errors import ReproError
-from repro.models import create, model_info
+from repro.evaluate.sr import as_sr_network
+from repro.models import create
 from repro.models.losses import pisr_teacher_loss, student_loss, teacher_loss
 from repro.models.vid import VID
-from repro.train.config import TrainConfig, from_dict
-from repro.train.state import DONE, MODEL, load_model
+from repro.runs.config import TrainConfig
 
 Batch = dict[str, Any]
-
-
-def network_settings(cfg: TrainConfig) -> dict[str, Any]:
-    """Keyword settings for `create`: the profile's model settings plus the data's channel count."""
-    settings = dict(cfg.model.settings)
-    if "in_channels" in model_info(cfg.model.name).settings:
-        settings["in_channels"] = cfg.data.in_channels
-    return settings
 
 
 class Objective(nn.Module):
@@ -42,8 +32,8 @@ class Objective(nn.Module):
         return self.net
 
     def evaluator(self) -> nn.Module:
-        """What validation runs: an LR -> SR network (a teacher is validated on its own input, HR)."""
-        return self.net
+        """What validation runs: an LR -> SR network (a privileged teacher is given HR)."""
+        return as_sr_network(self.net)
 
 
 class Baseline(Objective):
@@ -58,7 +48,11 @@ class Baseline(Objective):
 
 
 class Teacher(Objective):
-    """A privileged teacher on HR: DSSD (Eq. 13, deep supervision) or PISR (encoder loss)."""
+    """A privileged teacher on HR: DSSD (Eq. 13, deep supervision) or PISR (encoder loss).
+
+    The batch's bicubic levels go to the teacher too: a `bicubic` downsampler (Table 1) takes them as
+    its compact images, so it sees exactly the LR the student sees.
+    """
 
     def __init__(self, net: nn.Module, cfg: TrainConfig) -> None:
         super().__init__()
@@ -69,34 +63,12 @@ class Teacher(Objective):
         self.pisr_weight = cfg.loss.pisr
 
     def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        out = self.net(batch["hr"])
         targets = list(batch["targets"])
         if self.pisr:
-            return pisr_teacher_loss(out, batch["hr"], targets, weight=self.pisr_weight)
+            return pisr_teacher_loss(self.net(batch["hr"]), batch["hr"], targets, weight=self.pisr_weight)
+        out = self.net(batch["hr"], bicubic=targets)
         return teacher_loss(out, batch["hr"], targets, levels=self.levels,
                             fre_weight=self.ds_weight, deg_weight=self.ds_weight)
-
-    def evaluator(self) -> nn.Module:
-        return TeacherAsSR(self.net)
-
-
-class TeacherAsSR(nn.Module):
-    """Lets validation call a teacher like an SR network: it is given HR (`input="hr"`)."""
-
-    input = "hr"
-
-    def __init__(self, teacher: nn.Module) -> None:
-        super().__init__()
-        self.teacher = teacher
-
-    def forward(self, hr: torch.Tensor) -> torch.Tensor:
-        return self.teacher(hr).sr
-
-
-def load_evaluator(run_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """A finished run's network ready for `evaluate_model`: an SR network, or a teacher given HR."""
-    net, record = load_model(run_dir)
-    return (TeacherAsSR(net) if record["kind"] == "teacher" else net), record
 
 
 class Student(Objective):
@@ -105,11 +77,11 @@ class Student(Objective):
     The teacher's features for VID come from HR through the frozen teacher in eval mode.
     """
 
-    def __init__(self, net: nn.Module, teacher: nn.Module, channels: int, vid_weight: float) -> None:
+    def __init__(self, net: nn.Module, teacher: nn.Module, channels: int, cfg: TrainConfig) -> None:
         super().__init__()
         self.net = net
-        self.vid = VID(channels)
-        self.vid_weight = vid_weight
+        self.vid = VID(channels, density=cfg.loss.vid_density, shared_prelu=cfg.model.shared_prelu)
+        self.vid_weight = cfg.loss.vid
         teacher.eval().requires_grad_(False)
         self._teacher = [teacher]  # a list keeps it out of parameters(), state_dict() and DDP
 
@@ -133,57 +105,22 @@ class Student(Objective):
         return student_loss(sr, batch["hr"], self.vid.loss(feat, target), vid_weight=self.vid_weight)
 
 
-def load_teacher(teacher_dir: str | Path) -> tuple[nn.Module, TrainConfig]:
-    """A finished teacher run: (teacher network, its resolved settings)."""
-    teacher_dir = Path(teacher_dir)
-    config = teacher_dir / "config.json"
-    if not config.exists():
-        raise ReproError(f"--teacher {teacher_dir}: no config.json there; give the folder of a "
-                         "`repro train teacher` run")
-    tcfg = from_dict(json.loads(config.read_text())["settings"])
-    if tcfg.kind != "teacher":
-        raise ReproError(f"--teacher {teacher_dir} is a {tcfg.kind} run, not a teacher run")
-    if not (teacher_dir / DONE).exists() or not (teacher_dir / MODEL).exists():
-        raise ReproError(f"--teacher {teacher_dir} has not finished training; run its `repro train teacher` "
-                         "command again to complete it")
-    teacher, _ = load_model(teacher_dir / MODEL)
-    return teacher, tcfg
+def build(cfg: TrainConfig, teacher: nn.Module | None = None) -> tuple[Objective, dict[str, Any]]:
+    """(objective, the deployed network's settings for `model.pt`) for a resolved config.
 
-
-def adopt_teacher(cfg: TrainConfig, tcfg: TrainConfig) -> None:
-    """Make a student's settings follow its teacher: backbone network and settings, scale, channels.
-
-    The student IS the teacher's backbone (it starts from its weights), so its model settings are the
-    backbone's, whatever the profile said; `cfg.teacher` records the teacher run's hash.
+    A student's `cfg` already holds its teacher's backbone settings (`resolve(..., teacher=...)`);
+    `teacher` is that run's network, whose backbone weights the student starts from.
     """
-    backbone = tcfg.model.settings.get("backbone", "fsrcnn")
-    if cfg.model.name != backbone:
-        raise ReproError(f"the teacher's backbone is {backbone!r} but the student is {cfg.model.name!r}; "
-                         f"use --model {backbone}")
-    if cfg.data.scale != tcfg.data.scale or cfg.data.in_channels != tcfg.data.in_channels:
-        raise ReproError(f"the teacher was trained at x{tcfg.data.scale} with {tcfg.data.in_channels} "
-                         f"channel(s); the student must match (--scale {tcfg.data.scale})")
-    defaults = {k: v for k, v in model_info(backbone).settings.items() if k != "in_channels"}
-    cfg.model.settings = {**defaults, **(tcfg.model.settings.get("backbone_settings") or {})}
-    cfg.teacher = tcfg.hash()
-
-
-def build(cfg: TrainConfig, teacher: nn.Module | None = None,
-          teacher_cfg: TrainConfig | None = None) -> tuple[Objective, dict[str, Any]]:
-    """(objective, the deployed network's settings for `model.pt`) for a resolved config."""
-    if cfg.kind == "baseline":
-        settings = network_settings(cfg)
-        return Baseline(create(cfg.model.name, scale=cfg.data.scale, **settings)), settings
-    if cfg.kind == "teacher":
-        settings = network_settings(cfg)
-        return Teacher(create(cfg.model.name, scale=cfg.data.scale, **settings), cfg), settings
-    if teacher is None or teacher_cfg is None:
-        raise ReproError("a student needs its teacher: pass --teacher RUN_DIR (a finished teacher run)")
-    adopt_teacher(cfg, teacher_cfg)
-    settings = network_settings(cfg)
+    settings = cfg.network_settings()
     net = create(cfg.model.name, scale=cfg.data.scale, **settings)
+    if cfg.kind == "baseline":
+        return Baseline(net), settings
+    if cfg.kind == "teacher":
+        return Teacher(net, cfg), settings
+    if teacher is None:
+        raise ReproError("a student needs its teacher: pass --teacher RUN_DIR (a finished teacher run)")
     net.load_state_dict(teacher.backbone.state_dict())  # every backbone layer (section 2.3)
     with torch.no_grad():
         probe = torch.zeros(1, cfg.data.in_channels, 8 * cfg.data.scale, 8 * cfg.data.scale)
         channels = teacher.eval()(probe).features.shape[1]
-    return Student(net, teacher, channels, cfg.loss.vid), settings
+    return Student(net, teacher, channels, cfg), settings

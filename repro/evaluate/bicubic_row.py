@@ -16,9 +16,10 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 from tqdm import tqdm
 
-from repro.data.benchmark import ImageFiles, ImagePair, check_scale, check_set, load_pair, load_set, set_files
-from repro.data.imresize import imresize
+from repro.data.testsets import ImageFiles, ImagePair, check_set, load_pair, load_set, set_files
 from repro.evaluate.metrics import psnr_ssim_y
+from repro.imaging.resize import imresize
+from repro.scales import check_scale
 
 # One image across scales: (set, [(scale, files), ...]).
 _Job = tuple[str, list[tuple[int, ImageFiles]]]

@@ -1,9 +1,11 @@
 """Training settings as plain dataclasses (nanoGPT style), profiles in TOML, `--set key=value` overrides.
 
-Precedence: dataclass defaults < profile (`repro/profiles/<name>.toml` or a path) < command-line
-arguments (`--model`, `--scale`) < `--set section.key=value`. A run is identified by the hash of its
-resolved settings, less the few fields that only say *how* to run (workers, device, logging cadence),
-so resuming with more workers or on another device finds the same run.
+Precedence: dataclass defaults < profile (`repro.runs.profiles`) < command-line arguments (`--model`,
+`--scale`) < `--set section.key=value`; a student then adopts its teacher's backbone (`resolve(...,
+teacher=...)`: the one place that happens). A run is identified by the hash of its resolved settings,
+less the few fields that only say *how* to run (workers, device, logging cadence), so resuming with
+more workers or on another device finds the same run. Every open decision of the paper is a setting
+here; docs/protocol.md lists them with their defaults.
 """
 
 from __future__ import annotations
@@ -15,21 +17,28 @@ import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from repro.errors import ReproError, unknown_choice
+from repro.runs.values import check_value, parse_value, toml_value
+from repro.runs.profiles import load_profile
+from repro.scales import SCALES, check_scale
 
 KINDS = ("baseline", "teacher", "student")
 LEVELS = ("deep", "first_level", "none")
 SCHEDULES = ("cosine", "constant")
+VID_DENSITIES = ("laplace", "gaussian")
 RUNTIME = {"identity": False}  # field metadata: does not change the trained weights, not hashed
+# model settings that come from a config field rather than `model.settings`
+_FROM_FIELDS = {"in_channels": "data.in_channels", "shared_prelu": "model.shared_prelu"}
 
 
 @dataclass
 class ModelConfig:
     name: str = "fsrcnn"
+    # one PReLU slope per layer (PISR's code) instead of one per channel: every PReLU of the run's
+    # networks, the teacher's downsampler, degradation and backbone, the student and its VID branches
+    shared_prelu: bool = False
     settings: dict[str, Any] = field(default_factory=dict)  # keyword settings for repro.models.create
 
 
@@ -46,8 +55,12 @@ class DataConfig:
 @dataclass
 class OptimConfig:
     batch_size: int = 16  # global batch: under DDP every rank takes batch_size / world_size
-    lr: float = 1e-3
+    lr: float = 1e-3  # baselines and teachers
     min_lr: float = 1e-5  # end of the cosine schedule
+    # a student's schedule: the paper gives one schedule for all (1e-3 -> 1e-5); PISR's code starts its
+    # student stage at 1e-4 (configs/fsrcnn/step2.yml)
+    student_lr: float = 1e-3
+    student_min_lr: float = 1e-5
     schedule: str = "cosine"
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     eps: float = 1e-8
@@ -60,6 +73,10 @@ class OptimConfig:
     def iterations(self) -> int:
         return self.epochs * self.iters_per_epoch
 
+    def lr_range(self, kind: str) -> tuple[float, float]:
+        """(start, end) learning rate of the schedule a run of `kind` follows."""
+        return (self.student_lr, self.student_min_lr) if kind == "student" else (self.lr, self.min_lr)
+
 
 @dataclass
 class LossConfig:
@@ -67,6 +84,8 @@ class LossConfig:
     deep_supervision: float = 1e-4  # weight of every z_fre/z_deg term (Eq. 13)
     pisr: float = 1e-4  # PISR teacher: weight of L1(encoder output, LR)
     vid: float = 1e-6  # student: weight of the VID term (Eq. 18)
+    # the density VID fits: "laplace" (the paper's Eq. 17) or "gaussian" (PISR's code, std scaled 1e-3)
+    vid_density: str = "laplace"
 
 
 @dataclass
@@ -90,7 +109,7 @@ class RunConfig:
 @dataclass
 class TrainConfig:
     kind: str = "baseline"
-    teacher: str = ""  # a student's teacher: that run's identity hash (set from --teacher)
+    teacher_hash: str = ""  # a student's teacher: the settings hash of that run (set from --teacher DIR)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -103,7 +122,7 @@ class TrainConfig:
 
     def identity(self) -> dict[str, Any]:
         """The settings that decide the trained weights (what the run hash covers)."""
-        out: dict[str, Any] = {"kind": self.kind, "teacher": self.teacher}
+        out: dict[str, Any] = {"kind": self.kind, "teacher_hash": self.teacher_hash}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if dataclasses.is_dataclass(value):
@@ -121,8 +140,19 @@ class TrainConfig:
     def default_run_name(self) -> str:
         return f"{self.kind}-{self.model.name}-x{self.data.scale}-{self.hash()[:8]}"
 
+    def network_settings(self) -> dict[str, Any]:
+        """Keyword settings for `repro.models.create`: `model.settings`, with the settings that come
+        from config fields (`model.shared_prelu`, `data.in_channels`) filled in where the model takes
+        them (in the model's own order, `in_channels` last)."""
+        accepted = _model_settings(self.model.name)
+        out = {k: (self.model.shared_prelu if k == "shared_prelu" else self.model.settings[k])
+               for k in accepted if k != "in_channels"}
+        if "in_channels" in accepted:
+            out["in_channels"] = self.data.in_channels
+        return out
 
-SECTIONS = {f.name: f.type for f in dataclasses.fields(TrainConfig) if f.name not in ("kind", "teacher")}
+
+SECTIONS = {f.name: f.type for f in dataclasses.fields(TrainConfig) if f.name not in ("kind", "teacher_hash")}
 
 
 # ---------------------------------------------------------------- keys, types and parsing
@@ -139,7 +169,7 @@ def valid_keys(model_name: str | None = None) -> list[str]:
     for section in SECTIONS:
         keys += [f"{section}.{k}" for k in _section_types(section) if k != "settings"]
     if model_name:
-        keys += [f"model.{k}" for k in _model_settings(model_name) if k != "in_channels"]
+        keys += [f"model.{k}" for k in _model_settings(model_name) if k not in _FROM_FIELDS]
     return keys
 
 
@@ -149,49 +179,9 @@ def _model_settings(name: str) -> dict[str, object]:
     return model_info(name).settings
 
 
-def parse_value(text: str, kind: Any, key: str) -> Any:
-    """Turn the text of `--set key=text` into the field's type; a bad value names the key and type."""
-    origin = typing.get_origin(kind)
-    try:
-        if kind is bool or isinstance(kind, bool):
-            low = text.strip().lower()
-            if low in ("true", "1", "yes", "on"):
-                return True
-            if low in ("false", "0", "no", "off"):
-                return False
-            raise ValueError(text)
-        if kind is int:
-            return int(text)
-        if kind is float:
-            return float(text)
-        if kind is str:
-            return text
-        if origin is list:
-            (item,) = typing.get_args(kind) or (str,)
-            text = text.strip()
-            if text.startswith("["):
-                values = tomllib.loads(f"v = {text}")["v"]
-            else:
-                values = [v.strip() for v in text.split(",") if v.strip()]
-            return [item(v) if item is not str else str(v) for v in values]
-        # untyped (a model setting whose default is None or a dict): a TOML literal, else the string
-        try:
-            return tomllib.loads(f"v = {text}")["v"]
-        except tomllib.TOMLDecodeError:
-            return text
-    except (ValueError, TypeError) as exc:
-        name = getattr(kind, "__name__", str(kind))
-        raise ReproError(f"--set {key}={text}: expected a value of type {name}") from exc
-
-
-def _check_value(key: str, value: Any, kind: Any) -> Any:
-    """Type-check a value read from a TOML profile (ints are accepted where floats are expected)."""
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    base = typing.get_origin(kind) or kind
-    if isinstance(base, type) and not isinstance(value, base) or (kind is int and isinstance(value, bool)):
-        raise ReproError(f"setting {key} = {value!r}: expected {getattr(kind, '__name__', kind)}")
-    return list(value) if base is list else value
+def _own_model_settings(name: str) -> dict[str, object]:
+    """A model's settings that live in `model.settings` (defaults), less those set by config fields."""
+    return {k: v for k, v in _model_settings(name).items() if k not in _FROM_FIELDS}
 
 
 def _unknown_key(key: str, model_name: str | None) -> ReproError:
@@ -206,8 +196,8 @@ def apply(cfg: TrainConfig, key: str, value: Any, *, from_text: bool) -> None:
             raise unknown_choice("kind", value, KINDS)
         cfg.kind = value
         return
-    if parts == ["teacher"]:  # present in a saved config; `--teacher DIR` sets it for a new run
-        cfg.teacher = str(value)
+    if parts == ["teacher_hash"]:  # present in a saved config; `--teacher DIR` sets it for a new run
+        cfg.teacher_hash = str(value)
         return
     if len(parts) < 2 or parts[0] not in SECTIONS:
         raise _unknown_key(key, cfg.model.name)
@@ -217,8 +207,9 @@ def apply(cfg: TrainConfig, key: str, value: Any, *, from_text: bool) -> None:
     types_ = _section_types(section)
     if section == "model" and name not in types_:
         settings = _model_settings(cfg.model.name)
-        if name == "in_channels":
-            raise ReproError("set data.in_channels, not model.in_channels (the data and the model share it)")
+        if name in _FROM_FIELDS:
+            raise ReproError(f"set {_FROM_FIELDS[name]}, not model.settings.{name} (one setting for "
+                             "every network of the run)")
         if name not in settings:
             raise _unknown_key(key, cfg.model.name)
         default = settings[name]
@@ -230,7 +221,7 @@ def apply(cfg: TrainConfig, key: str, value: Any, *, from_text: bool) -> None:
     if name not in types_ or name == "settings":
         raise _unknown_key(key, cfg.model.name)
     kind = types_[name]
-    value = parse_value(value, kind, key) if from_text else _check_value(key, value, kind)
+    value = parse_value(value, kind, key) if from_text else check_value(key, value, kind)
     setattr(getattr(cfg, section), name, value)
 
 
@@ -247,30 +238,7 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     return items
 
 
-# ---------------------------------------------------------------- profiles
-
-
-def profile_dir() -> Path:
-    return Path(str(resources.files("repro") / "profiles"))
-
-
-def profile_names() -> list[str]:
-    return sorted(p.stem for p in profile_dir().glob("*.toml"))
-
-
-def load_profile(name_or_path: str) -> dict[str, Any]:
-    """A shipped profile by name (`paper`, `smoke`, `laptop`) or a TOML file by path."""
-    path = Path(name_or_path)
-    if not (path.suffix == ".toml" and path.exists()):
-        if name_or_path not in profile_names():
-            if path.suffix == ".toml":
-                raise ReproError(f"profile file {path} not found")
-            raise unknown_choice("profile", name_or_path, profile_names())
-        path = profile_dir() / f"{name_or_path}.toml"
-    try:
-        return tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ReproError(f"profile {path} is not valid TOML: {exc}") from exc
+# ---------------------------------------------------------------- resolving
 
 
 def resolve(
@@ -280,26 +248,31 @@ def resolve(
     model: str | None = None,
     scale: int | None = None,
     overrides: list[str] | tuple[str, ...] = (),
+    teacher: TrainConfig | None = None,
 ) -> TrainConfig:
-    """Defaults, then the profile, then kind/model/scale, then `--set key=value` overrides."""
+    """Defaults, then the profile, then kind/model/scale, then `--set key=value` overrides; a student
+    then adopts `teacher`'s settings (the resolved settings of its finished teacher run)."""
     cfg = TrainConfig()
     data = load_profile(profile) if isinstance(profile, str) else dict(profile or {})
     items = _flatten(data)
-    # the model name first, so that model settings in the profile are checked against it
-    for key, value in items:
-        if key == "model.name":
-            apply(cfg, key, value, from_text=False)
     pairs: list[tuple[str, str]] = []
     for text in overrides:
         if "=" not in text:
             raise ReproError(f"--set {text!r}: expected key=value, e.g. optim.lr=5e-4")
         key, value = text.split("=", 1)
         pairs.append((key.strip(), value.strip()))
-    if model:
-        cfg.model.name = model
-    for key, value in pairs:
-        if key == "model.name":
-            cfg.model.name = value
+    # the model name first, so that model settings are checked against it; a student's is its
+    # teacher's backbone
+    names = [v for k, v in items if k == "model.name"] + ([model] if model else []) \
+        + [v for k, v in pairs if k == "model.name"]
+    if teacher is not None:
+        backbone = teacher.model.settings.get("backbone", "fsrcnn")
+        if names and names[-1] != backbone:
+            raise ReproError(f"the teacher's backbone is {backbone!r} but the student is {names[-1]!r}; "
+                             f"use --model {backbone} (or leave --model out)")
+        names.append(backbone)
+    if names:
+        cfg.model.name = str(names[-1])
     _model_settings(cfg.model.name)  # an unknown model name fails here, listing the valid ones
     for key, value in items:
         if key != "model.name":
@@ -307,28 +280,74 @@ def resolve(
     if kind is not None:
         apply(cfg, "kind", kind, from_text=False)
     if scale is not None:
-        cfg.data.scale = int(scale)
+        cfg.data.scale = check_scale(int(scale))
     for key, value in pairs:
         if key != "model.name":
             apply(cfg, key, value, from_text=True)
+    if teacher is not None:
+        _adopt_teacher(cfg, teacher, scale_given=scale is not None)
     # the resolved settings name every model setting, so leaving one at its default and setting it to
     # its default are the same run
-    defaults = {k: v for k, v in _model_settings(cfg.model.name).items() if k != "in_channels"}
-    cfg.model.settings = {**defaults, **cfg.model.settings}
-    validate(cfg)
+    cfg.model.settings = {**_own_model_settings(cfg.model.name), **cfg.model.settings}
+    check(cfg)
     return cfg
 
 
-def validate(cfg: TrainConfig) -> None:
+def _adopt_teacher(cfg: TrainConfig, teacher: TrainConfig, scale_given: bool) -> None:
+    """A student IS its teacher's backbone (it starts from its weights): network, its settings, scale,
+    channels and PReLU sharing come from the teacher, whatever the profile says."""
+    if cfg.kind != "student":
+        raise ReproError(f"--teacher is only for students, not for a {cfg.kind} run")
+    if teacher.kind != "teacher":
+        raise ReproError(f"a student's teacher must be a teacher run, not a {teacher.kind} run")
+    if scale_given and cfg.data.scale != teacher.data.scale:
+        raise ReproError(f"the teacher was trained at x{teacher.data.scale}; the student must match "
+                         f"(--scale {teacher.data.scale}, or leave --scale out)")
+    if cfg.data.in_channels != teacher.data.in_channels:
+        raise ReproError(f"the teacher was trained with {teacher.data.in_channels} channel(s); set "
+                         f"data.in_channels={teacher.data.in_channels} for the student")
+    cfg.data.scale = teacher.data.scale
+    backbone_settings = dict(teacher.model.settings.get("backbone_settings") or {})
+    backbone_settings.pop("shared_prelu", None)  # model.shared_prelu already says it for every network
+    cfg.model.settings = {**_own_model_settings(cfg.model.name), **backbone_settings}
+    cfg.model.shared_prelu = teacher.model.shared_prelu
+    cfg.teacher_hash = teacher.hash()
+
+
+def _check_supervision(cfg: TrainConfig) -> None:
+    """Refuse a combination in which `loss.levels` would silently drop a whole loss term."""
+    if cfg.kind != "teacher":
+        return
+    if cfg.model.name == "pisr_teacher":
+        if cfg.loss.levels != "deep":
+            raise ReproError(f"loss.levels={cfg.loss.levels!r} does nothing for pisr_teacher (it has no deep "
+                             "supervision; its encoder term is loss.pisr): leave loss.levels at 'deep'")
+        return
+    if cfg.model.name != "dssd_teacher" or cfg.loss.levels != "first_level" or cfg.data.scale != 4:
+        return
+    settings = cfg.model.settings
+    if settings.get("downsampler") == "pisr_encoder":
+        raise ReproError("model.downsampler=pisr_encoder with loss.levels=first_level drops the z_fre term "
+                         "altogether (the PISR encoder makes only the 1/4 level, first_level keeps only the "
+                         "1/2 level); use loss.levels=deep or another downsampler")
+    if settings.get("degradation") == "cnn" and not settings.get("cnn_first_level", True):
+        raise ReproError("model.degradation=cnn with model.cnn_first_level=false and loss.levels=first_level "
+                         "drops the z_deg term altogether; set model.cnn_first_level=true or "
+                         "loss.levels=deep")
+
+
+def check(cfg: TrainConfig) -> None:
     """Cross-field checks, each error naming the setting and the fix."""
     if cfg.kind not in KINDS:
         raise unknown_choice("kind", cfg.kind, KINDS)
     if cfg.loss.levels not in LEVELS:
         raise unknown_choice("loss.levels", cfg.loss.levels, LEVELS)
+    if cfg.loss.vid_density not in VID_DENSITIES:
+        raise unknown_choice("loss.vid_density", cfg.loss.vid_density, VID_DENSITIES)
     if cfg.optim.schedule not in SCHEDULES:
         raise unknown_choice("optim.schedule", cfg.optim.schedule, SCHEDULES)
-    if cfg.data.scale not in (2, 3, 4):
-        raise unknown_choice("scale", cfg.data.scale, (2, 3, 4))
+    if cfg.data.scale not in SCALES:
+        raise unknown_choice("scale", cfg.data.scale, SCALES)
     if cfg.data.hr_patch % cfg.data.scale:
         raise ReproError(f"data.hr_patch {cfg.data.hr_patch} must be a multiple of the scale "
                          f"{cfg.data.scale}")
@@ -339,6 +358,9 @@ def validate(cfg: TrainConfig) -> None:
         section, name = key.split(".")
         if getattr(getattr(cfg, section), name) < 1:
             raise ReproError(f"{key} must be at least 1")
+    for key in ("optim.lr", "optim.min_lr", "optim.student_lr", "optim.student_min_lr"):
+        if getattr(cfg.optim, key.split(".")[1]) <= 0:
+            raise ReproError(f"{key} must be positive")
     if cfg.val.every < 0:
         raise ReproError("val.every must be >= 0 (0 = validate only at the end)")
     if cfg.run.checkpoint_every % cfg.run.log_every:
@@ -346,44 +368,34 @@ def validate(cfg: TrainConfig) -> None:
             f"run.checkpoint_every ({cfg.run.checkpoint_every}) must be a multiple of run.log_every "
             f"({cfg.run.log_every}) so that a resumed run logs exactly what an uninterrupted one does"
         )
-    teacher = cfg.model.name.endswith("_teacher")
-    if cfg.kind == "teacher" and not teacher:
+    is_teacher = cfg.model.name.endswith("_teacher")
+    if cfg.kind == "teacher" and not is_teacher:
         raise ReproError(f"`train teacher` needs a teacher model (e.g. dssd_teacher, pisr_teacher), "
                          f"got {cfg.model.name!r}")
-    if cfg.kind != "teacher" and teacher:
+    if cfg.kind != "teacher" and is_teacher:
         raise ReproError(f"{cfg.model.name!r} is a teacher: train it with `repro train teacher`")
+    if cfg.kind == "student" and not cfg.teacher_hash:
+        raise ReproError("a student needs its teacher: pass --teacher RUN_DIR (a finished teacher run)")
+    if cfg.kind != "student" and cfg.teacher_hash:
+        raise ReproError(f"teacher_hash is only for students, not for a {cfg.kind} run")
+    _check_supervision(cfg)
 
 
 # ---------------------------------------------------------------- saving
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
-    if value is None:
-        raise ReproError("a setting of None cannot be written to TOML; leave it out instead")
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
-
-
 def to_toml(cfg: TrainConfig) -> str:
     """The resolved settings as a TOML profile (loading it back gives the same run hash)."""
     data = cfg.to_dict()
-    lines = [f"kind = {_toml_value(data.pop('kind'))}", f"teacher = {_toml_value(data.pop('teacher'))}"]
+    lines = [f"kind = {toml_value(data.pop('kind'))}",
+             f"teacher_hash = {toml_value(data.pop('teacher_hash'))}"]
     for section, values in data.items():
         settings = values.pop("settings", None) if section == "model" else None
         lines += ["", f"[{section}]"]
-        lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
+        lines += [f"{k} = {toml_value(v)}" for k, v in values.items()]
         if settings:
             lines += ["", "[model.settings]"]
-            lines += [f"{k} = {_toml_value(v)}" for k, v in settings.items() if v is not None]
+            lines += [f"{k} = {toml_value(v)}" for k, v in settings.items() if v is not None]
     return "\n".join(lines) + "\n"
 
 

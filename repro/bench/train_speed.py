@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from repro.train.config import resolve
+from repro.runs.config import resolve
+from repro.runs.folder import read_metrics
 from repro.train.engine import train
-from repro.train.state import read_metrics
 
 ITERATIONS = 4  # timed iterations after one warm-up iteration
 

@@ -6,9 +6,11 @@ import time
 
 from repro.complexity.macs import fvcore_macs, hook_macs, thop_macs
 from repro.complexity.measure import Options, default_models, measure
-from repro.complexity.runtime import environment, runtime_ms
+from repro.complexity.runtime import runtime_ms
 from repro.complexity.table import render
 from repro.models import create
+from repro.provenance import environment
+from repro.scales import SCALES
 
 
 def _timed(fn, *args) -> tuple[object, float]:
@@ -28,7 +30,7 @@ def run() -> dict:
     fsrcnn_ms = runtime_ms(net, 4, "cpu", repeats=10, warmup=2)
     # the whole table without runtimes (counting by all three counters, findings, rendering)
     t0 = time.perf_counter()
-    rows = [measure(m, s, Options(runtime=False), env) for m in default_models() for s in (2, 3, 4)]
+    rows = [measure(m, s, Options(runtime=False), env) for m in default_models() for s in SCALES]
     render(rows)
     t_table = time.perf_counter() - t0
     return {

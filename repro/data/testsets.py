@@ -15,14 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from repro.data.images import read_image
-from repro.data.imresize import imresize
 from repro.errors import ReproError, unknown_choice
-from repro.evaluate.metrics import mod_crop
+from repro.imaging import imresize, mod_crop
 from repro.paths import data_root
+from repro.scales import check_scale
 
 BENCHMARK_SETS = ("Set5", "Set14", "B100", "Urban100")
 SET_NAMES = (*BENCHMARK_SETS, "sample")
-SCALES = (2, 3, 4)
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
 
 
@@ -42,12 +41,6 @@ class ImageFiles:
     name: str
     hr: Path
     lr: Path | None
-
-
-def check_scale(scale: int) -> int:
-    if scale not in SCALES:
-        raise unknown_choice("scale", scale, SCALES)
-    return int(scale)
 
 
 def check_set(name: str) -> str:

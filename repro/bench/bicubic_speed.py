@@ -11,11 +11,12 @@ import time
 
 import numpy as np
 
-from repro.data import benchmark
-from repro.data.benchmark import BENCHMARK_SETS, SCALES
-from repro.data.imresize import imresize
-from repro.evaluate.bicubic import bicubic_row, default_workers
+from repro.data import testsets
+from repro.data.testsets import BENCHMARK_SETS
+from repro.evaluate.bicubic_row import bicubic_row, default_workers
+from repro.imaging.resize import imresize
 from repro.published import published
+from repro.scales import SCALES
 
 
 def _cpu_seconds() -> float:
@@ -26,7 +27,7 @@ def _cpu_seconds() -> float:
 def _imresize_only() -> dict[str, float]:
     """Serial `imresize` over every test image: HR -> LR (downscale) and LR -> SR (upscale), pre-decoded."""
     start = time.perf_counter()
-    pairs = {(s, sc): benchmark.load_set(s, sc) for s in BENCHMARK_SETS for sc in SCALES}
+    pairs = {(s, sc): testsets.load_set(s, sc) for s in BENCHMARK_SETS for sc in SCALES}
     load_s = time.perf_counter() - start
     n_images, pixels, down_s, up_s = 0, 0, 0.0, 0.0
     for (_, scale), items in pairs.items():
@@ -48,7 +49,7 @@ def _imresize_only() -> dict[str, float]:
 def run() -> dict[str, object]:
     if not os.environ.get("REPRO_DATA"):
         return {"skipped": "REPRO_DATA is not set: point it at the folder holding benchmark/<set>/"}
-    benchmark.clear_cache()  # the row is timed cold: workers fork from this process and would inherit it
+    testsets.clear_cache()  # the row is timed cold: workers fork from this process and would inherit it
     workers = default_workers()
     cpu0 = _cpu_seconds()
     start = time.perf_counter()
@@ -70,5 +71,5 @@ def run() -> dict[str, object]:
         "max_abs_ssim_diff": round(max(diffs_ssim), 5),
     }
     result.update(_imresize_only())
-    benchmark.clear_cache()
+    testsets.clear_cache()
     return result
