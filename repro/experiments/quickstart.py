@@ -15,6 +15,7 @@ import pandas as pd
 from repro.evaluate.bicubic_row import bicubic_row
 from repro.evaluate.sr import evaluate_model, load_evaluator, summarise
 from repro.runs.config import resolve
+from repro.runs.folder import read_teacher
 from repro.train.engine import train
 
 TABLE = "quickstart"
@@ -61,8 +62,9 @@ def run_quickstart(out: str | Path = "runs/quickstart", scale: int = 4, profile:
     add("bicubic", "Bicubic", bic["psnr"], bic["ssim"], None, "")
     teacher_dir: Path | None = None
     for step in STEPS:
+        teacher = read_teacher(teacher_dir) if step.kind == "student" and teacher_dir else None
         cfg = resolve(profile, kind=step.kind, model=step.model, scale=scale,
-                      overrides=[*step.overrides, *overrides])
+                      overrides=[*step.overrides, *overrides], teacher=teacher)
         run_dir = out / f"{step.row}-x{scale}"
         print(f"[quickstart] {step.label}: {run_dir}", flush=True)
         train(cfg, out=run_dir, teacher_dir=str(teacher_dir) if step.kind == "student" else None,
