@@ -16,19 +16,6 @@ def test_build_parser_imports_no_torch_or_numpy():
     assert proc.stdout.strip() == "False False"
 
 
-def test_help_constants_match_their_sources():
-    """The commands spell out a few heavy modules' constants for their help; they must agree."""
-    from repro.commands import _lists, complexity
-    from repro.complexity.macs import ROUNDINGS
-    from repro.complexity.measure import RUNTIME_MAX_GMACS
-    from repro.data.testsets import BENCHMARK_SETS, SET_NAMES
-
-    assert ",".join(BENCHMARK_SETS) == _lists.DEFAULT_SETS
-    assert ", ".join(SET_NAMES) == _lists.SET_CHOICES
-    assert complexity.ROUNDINGS == ROUNDINGS
-    assert complexity.RUNTIME_MAX_GMACS == RUNTIME_MAX_GMACS
-
-
 def test_number():
     assert number(None) == "-"
     assert number(float("nan")) == "-"

@@ -1,17 +1,17 @@
 """Comma-separated `--sets` and `--scales` values, checked against the valid choices (shared by commands).
 
 Light on purpose: the parser imports this module, so the test sets' module (numpy) loads only when a
-`--sets` value is checked. The help constants below spell out `repro.data.testsets`' tuples
-(tests/test_cli_startup.py checks that they agree).
+`--sets` value is checked. The names come from `repro.data.names`, which imports nothing.
 """
 
 from __future__ import annotations
 
+from repro.data.names import BENCHMARK_SETS, SET_NAMES
 from repro.errors import unknown_choice
 from repro.scales import SCALES, check_scale
 
-DEFAULT_SETS = "Set5,Set14,B100,Urban100"  # ",".join(BENCHMARK_SETS)
-SET_CHOICES = "Set5, Set14, B100, Urban100, sample"  # ", ".join(SET_NAMES)
+DEFAULT_SETS = ",".join(BENCHMARK_SETS)
+SET_CHOICES = ", ".join(SET_NAMES)
 
 
 def _items(text: str) -> list[str]:
@@ -20,7 +20,7 @@ def _items(text: str) -> list[str]:
 
 def parse_sets(text: str) -> list[str]:
     """'Set5,Set14' -> ['Set5', 'Set14']; an unknown or empty name lists the valid ones."""
-    from repro.data.testsets import SET_NAMES, check_set
+    from repro.data.testsets import check_set
 
     names = _items(text)
     if not names:

@@ -6,12 +6,8 @@ import argparse
 import json
 
 from repro.commands._lists import parse_scales
+from repro.complexity.conventions import ROUNDINGS, RUNTIME_MAX_GMACS
 from repro.errors import ReproError
-
-# The values of repro.complexity.macs.ROUNDINGS and repro.complexity.measure.RUNTIME_MAX_GMACS, spelt
-# out so that building the parser imports no torch (tests/test_cli_startup.py checks that they agree).
-ROUNDINGS = ("area", "floor", "ceil")
-RUNTIME_MAX_GMACS = 250.0
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -32,12 +32,12 @@ from fractions import Fraction
 import torch
 from torch import nn
 
+from repro.complexity.conventions import ROUNDINGS
 from repro.models.counting import run_with_hooks
 
 HR_SIZE = (720, 1280)
 """(height, width) of the HR output the MultiAdds are quoted at (the paper: 1280x720)."""
 
-ROUNDINGS = ("area", "floor", "ceil")
 LR_ROUNDING = "area"
 """How MultiAdds treat an HR size the scale does not divide (x3: 1280/3 = 426.67).
 

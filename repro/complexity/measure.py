@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from repro.complexity.conventions import RUNTIME_MAX_GMACS
 from repro.complexity.macs import (
     LR_ROUNDING,
     RUNTIME_ROUNDING,
@@ -28,7 +29,6 @@ PAPER_ROWS = {"fsrcnn": ("FSRCNN*", "PISR", "DSSD"), "drcn": ("DRCN",), "drrn": 
               "imdn": ("IMDN",), "vdsr": ()}
 """Appendix Table I rows each registered network stands for (VDSR is not in that table)."""
 
-RUNTIME_MAX_GMACS = 250.0
 """CPU runtime is skipped above this many true GMACs (DRCN's 18 TMAC take minutes per forward on a laptop)."""
 
 

@@ -15,13 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from repro.data.images import read_image
+from repro.data.names import SET_NAMES
 from repro.errors import ReproError, unknown_choice
 from repro.imaging import imresize, mod_crop
 from repro.paths import data_root
 from repro.scales import check_scale
 
-BENCHMARK_SETS = ("Set5", "Set14", "B100", "Urban100")
-SET_NAMES = (*BENCHMARK_SETS, "sample")
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
 
 
