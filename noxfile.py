@@ -1,4 +1,5 @@
-"""Sessions: quickstart (the README's main job), tests, lint, bench, reproduce_bicubic.
+"""Sessions: quickstart (the README's main job), tests, lint, bench, reproduce_<table> for every table of
+the paper (and reproduce_all), reproduce_bicubic.
 
 Every session installs the suite editable with the CPU torch pinned for CI (torch==2.13.0), so a fresh
 machine needs only Python 3.11 and `pip install nox`.
@@ -56,3 +57,17 @@ def reproduce_bicubic(session: nox.Session) -> None:
     """The Bicubic row of Appendix Table I on the real benchmark images (REPRO_DATA or --data-root)."""
     _install(session)
     session.run("repro", "bicubic", "--json", "results/bicubic.json", *session.posargs)
+
+
+def _reproduce_session(table: str):
+    def session_fn(session: nox.Session) -> None:
+        _install(session)
+        session.run("repro", "reproduce", table, *session.posargs)
+
+    session_fn.__doc__ = (f"`repro reproduce {table}` (default profile paper; pass arguments after --, e.g. "
+                          "`-- --profile smoke --out DIR`).")
+    return nox.session(python="3.11", name=f"reproduce_{table}")(session_fn)
+
+
+for _table in ("table1", "table2", "table3", "table4", "appendix1", "all"):
+    globals()[f"reproduce_{_table}"] = _reproduce_session(_table)

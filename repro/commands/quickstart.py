@@ -1,43 +1,37 @@
 """`repro quickstart`: the whole DSSD pipeline in miniature on the embedded sample images (offline).
 
-Trains FSRCNN alone, a DSSD teacher and its distilled student at x4 on the `sample` photos bundled
-with scikit-image, then measures them beside bicubic on the sample test images (Y-channel PSNR/SSIM,
-docs/protocol.md, "Evaluation"). A few minutes on a laptop CPU; runs resume if interrupted. These
-are not the paper's settings (see `repro/profiles/quickstart.toml`); `repro train --profile paper` is.
+`repro reproduce quickstart` by another name: trains FSRCNN alone, a DSSD teacher and its distilled
+student at x4 on the `sample` photos bundled with scikit-image, then measures them beside bicubic on
+the sample test images (Y-channel PSNR/SSIM, docs/protocol.md, "Evaluation"). A few minutes on a laptop
+CPU; runs resume if interrupted, finished ones are left alone. Not the paper's settings (see
+`repro/profiles/quickstart.toml` and `repro/specs/quickstart.py`); `repro reproduce table3` is a table
+of the paper.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
-
-from repro.scales import SCALES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("quickstart", help="the pipeline in miniature, offline: bicubic, FSRCNN*, DSSD "
                        "teacher and student on the embedded sample images", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="runs/quickstart", help="folder for the runs (default runs/quickstart)")
-    p.add_argument("--scale", type=int, choices=SCALES, default=4, help="upscaling factor (default 4)")
+    p.add_argument("--out", default="runs/quickstart",
+                   help="folder of the runs, results.csv and tables/ (default runs/quickstart)")
     p.add_argument("--profile", default="quickstart", help="training profile (default quickstart)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a training setting for every run, e.g. optim.epochs=1")
-    p.add_argument("--json", metavar="PATH", help="also write the tidy result rows as JSON")
-    p.add_argument("--force", action="store_true", help="retrain the runs even if they are finished")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+                   help="override a training setting of every run, e.g. optim.epochs=1")
+    p.add_argument("--no-estimate", action="store_true", help="do not time the steps (no cost estimate)")
     p.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
-    from repro.experiments.quickstart import run_quickstart, to_markdown
-    from repro.io_utils import atomic_write_text
+    from repro.plan.orchestrate import Options, carry_out, training_device
+    from repro.results.tabulate import tabulate
+    from repro.specs import tables
 
-    rows = run_quickstart(args.out, args.scale, args.profile, tuple(args.overrides), args.force,
-                          progress=False if args.no_progress else None)
-    print(f"\nx{args.scale} on the sample test images ({args.profile} profile):\n")
-    print(to_markdown(rows))
-    if args.json:
-        atomic_write_text(Path(args.json), json.dumps(rows.to_dict(orient="records"), indent=2) + "\n")
+    options = Options(profile=args.profile, estimate=not args.no_estimate, overrides=tuple(args.overrides))
+    plan = carry_out(tables("quickstart"), args.out, options)
+    tabulate(plan, args.out, device=training_device())
     return 0

@@ -6,7 +6,7 @@
 
 x4 has two levels (1/2, 1/4 of HR); the paper only describes x4, so x2 and x3 use one level (one
 application, the strided conv at stride 2 or 3). `DSSDTeacher` also builds every ablation row of
-Tables 1-2 (`TABLE_VARIANTS`); Table 3 is a loss setting (`repro.models.losses`, `levels=`).
+Tables 1-2 (the settings of each row: `repro.specs`); Table 3 is a loss setting (`loss.levels`).
 """
 
 from __future__ import annotations
@@ -28,27 +28,6 @@ from repro.scales import SCALES, level_factors, level_strides
 
 DOWNSAMPLERS = ("hfrm", "bicubic", "pisr_encoder")  # Table 1
 DEGRADATIONS = ("sdm", "none", "bicubic", "cnn")  # Table 2
-
-# Every DSSD-teacher row of Tables 1-3 (row names as in published_values.csv): teacher settings for
-# `dssd_teacher` plus the supervision `levels` for `teacher_loss`. Table 1 has no SDM; the paper says
-# its `hfrm` row is Table 2's `sdm_none` row, and Table 2's `sdm` row is Table 3's full model.
-TABLE_VARIANTS: dict[tuple[str, str], dict[str, str]] = {
-    ("table1", "teacher_bicubic_down"): {"downsampler": "bicubic", "degradation": "none", "levels": "deep"},
-    ("table1", "teacher_pisr_encoder"): {
-        "downsampler": "pisr_encoder",
-        "degradation": "none",
-        "levels": "deep",
-    },
-    ("table1", "teacher_hfrm"): {"downsampler": "hfrm", "degradation": "none", "levels": "deep"},
-    ("table2", "sdm_none"): {"downsampler": "hfrm", "degradation": "none", "levels": "deep"},
-    ("table2", "sdm_bicubic_down"): {"downsampler": "hfrm", "degradation": "bicubic", "levels": "deep"},
-    ("table2", "sdm_cnn_down"): {"downsampler": "hfrm", "degradation": "cnn", "levels": "deep"},
-    ("table2", "sdm"): {"downsampler": "hfrm", "degradation": "sdm", "levels": "deep"},
-    ("table3", "recon_only"): {"downsampler": "hfrm", "degradation": "sdm", "levels": "none"},
-    ("table3", "first_level"): {"downsampler": "hfrm", "degradation": "sdm", "levels": "first_level"},
-    ("table3", "deep_supervision"): {"downsampler": "hfrm", "degradation": "sdm", "levels": "deep"},
-}
-
 
 class HFRM(StridedEncoder):
     """One step G of the high-frequency feature recursive module (paper Fig. 3).

@@ -13,15 +13,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 from repro.errors import ReproError, unknown_choice
-from repro.runs.values import check_value, parse_value, toml_value
 from repro.runs.profiles import load_profile
+from repro.runs.values import check_value, parse_value, toml_value
 from repro.scales import SCALES, check_scale
 
 KINDS = ("baseline", "teacher", "student")

@@ -122,7 +122,8 @@ def read_teacher(run_dir: str | os.PathLike[str]) -> TrainConfig:
 
 
 # ---------------------------------------------------------------- the deployed network
-def model_record(kind: str, name: str, scale: int, settings: dict[str, Any], net: nn.Module) -> dict[str, Any]:
+def model_record(kind: str, name: str, scale: int, settings: dict[str, Any],
+                 net: nn.Module) -> dict[str, Any]:
     """`model.pt`: the deployed network's weights and how to rebuild it."""
     return {
         "format": MODEL_FORMAT,

@@ -8,6 +8,7 @@ the batches an uninterrupted one does. Same seed on CPU -> bit-identical `model.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -39,6 +40,7 @@ from repro.runs.folder import (
     write_config,
     write_json,
 )
+from repro.runs.locks import run_lock
 from repro.train import objectives
 from repro.train.distributed import Dist, init_distributed, shutdown
 from repro.train.state import rng_state, seed_everything, set_rng_state
@@ -140,12 +142,18 @@ def train(cfg: TrainConfig, out: str | os.PathLike[str] | None = None, teacher_d
 
     A student's `cfg` comes from `resolve(..., teacher=read_teacher(teacher_dir))`; `teacher_dir` is
     where its teacher's network is read from (checked against `cfg.teacher_hash`).
+
+    The main rank holds the run's lock (`repro.runs.locks.run_lock`) throughout, so that this and an
+    orchestrator (or another `repro train`) never train the same run at once; other ranks follow it.
     """
-    d, device = init_distributed(cfg.run.device)
-    try:
-        return _train(cfg, d, device, out, teacher_dir, force, data_root, progress)
-    finally:
-        shutdown()
+    run_dir = run_dir_for(cfg, out)
+    main = int(os.environ.get("RANK", "0")) == 0  # known before joining the group: rank 0 alone locks
+    with run_lock(run_dir) if main else contextlib.nullcontext():
+        d, device = init_distributed(cfg.run.device)
+        try:
+            return _train(cfg, d, device, run_dir, teacher_dir, force, data_root, progress)
+        finally:
+            shutdown()
 
 
 def _train(cfg: TrainConfig, d: Dist, device: torch.device, out: Any, teacher_dir: str | None,

@@ -1,0 +1,71 @@
+"""`repro plan TABLE|all`: every run a table needs, its status, and what the missing part costs.
+
+Examples:
+    repro plan table3 --profile smoke
+    repro plan all --profile paper --json plan.json
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from repro.runs.profiles import profile_names
+
+TABLE_CHOICES = "table1, table2, table3, table4, appendix1, quickstart, all"
+
+
+def add_plan_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments `plan` and `reproduce` share."""
+    p.add_argument("table", help=f"which table: {TABLE_CHOICES}")
+    p.add_argument("--profile", default=None,
+                   help=f"settings profile ({', '.join(profile_names())}, a TOML file, or several joined by "
+                        "commas); default: the table's own (paper; quickstart for the quickstart)")
+    p.add_argument("--seeds", type=int, default=1, help="train seeds 0..N-1 of every run (default 1)")
+    p.add_argument("--out", default="results/reproduce", help="folder of the runs and results "
+                   "(default results/reproduce)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting of every run, after each row's own (repeatable)")
+    p.add_argument("--no-estimate", action="store_true",
+                   help="do not time the training steps (no cost estimate)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plan", help="the runs a table needs, their status and the cost of what is missing",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_plan_arguments(p)
+    p.add_argument("--json", metavar="PATH", help="also write the plan as JSON (runs and cells)")
+    p.set_defaults(func=main)
+
+
+def profile_for(args: argparse.Namespace, tables: list) -> str:
+    if args.profile:
+        from repro.runs.profiles import load_profile
+
+        load_profile(args.profile)  # an unknown profile fails here, listing the valid ones
+        return args.profile
+    return tables[0].profile if len(tables) == 1 else "paper"
+
+
+def main(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from repro.io_utils import atomic_write_text
+    from repro.plan.export import describe, plan_json
+    from repro.plan.runs import make_plan
+    from repro.specs import tables as select
+
+    tables = select(args.table)
+    plan = make_plan(tables, profile_for(args, tables), args.seeds, tuple(args.overrides))
+    out = Path(args.out)
+    cost = None
+    if not args.no_estimate:
+        from repro.plan.cost import estimate
+        from repro.plan.orchestrate import training_device
+
+        cost = estimate(plan, out, training_device())
+    print(describe(plan, out, cost))
+    if args.json:
+        atomic_write_text(Path(args.json), json.dumps(plan_json(plan, out, cost), indent=1) + "\n")
+        print(f"wrote {args.json}")
+    return 0

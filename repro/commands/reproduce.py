@@ -1,0 +1,59 @@
+"""`repro reproduce TABLE|all`: fetch what is missing, train every run of the table in dependency order
+(teachers before their students), evaluate each finished run once, and write the table beside the
+printed one (`OUT/results.csv`, `OUT/tables/TABLE.md` and `.tex`). Running it again trains nothing.
+
+Examples:
+    repro reproduce table3 --profile smoke --out results/smoke
+    repro reproduce table3 --profile paper --jobs 4              # 4 GPUs, one run each
+    repro reproduce all --profile paper --launcher slurm --partition gpu --time 2880
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from repro.commands.plan import add_plan_arguments, profile_for
+
+LAUNCHERS = ("local", "pool", "slurm")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("reproduce", help="train, evaluate and tabulate a table (or all) beside the paper",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_plan_arguments(p)
+    p.add_argument("--launcher", choices=LAUNCHERS, default=None,
+                   help="local: one run after another (default); pool: --jobs worker processes (one GPU "
+                        "each when there are GPUs); slurm: one Slurm job per run (submitit)")
+    p.add_argument("--jobs", type=int, default=1, help="workers of the pool launcher (default 1)")
+    p.add_argument("--data-root", help="data root (default $REPRO_DATA, else ~/.cache/dssd-repro/data)")
+    s = p.add_argument_group("slurm (with --launcher slurm)")
+    s.add_argument("--partition", help="Slurm partition")
+    s.add_argument("--time", type=int, default=4320, help="minutes per job (default 4320 = 3 days)")
+    s.add_argument("--gpus-per-job", type=int, default=1, help="GPUs per job (default 1)")
+    s.add_argument("--cpus-per-job", type=int, default=8, help="CPUs per job (default 8)")
+    s.add_argument("--account", help="Slurm account")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from repro.errors import ReproError
+    from repro.plan.orchestrate import Options, carry_out, training_device
+    from repro.results.tabulate import tabulate
+    from repro.specs import tables as select
+
+    tables = select(args.table)
+    launcher = args.launcher or ("pool" if args.jobs > 1 else "local")
+    if args.jobs < 1:
+        raise ReproError(f"--jobs must be at least 1, got {args.jobs}")
+    slurm = None
+    if launcher == "slurm":
+        from repro.plan.launchers import SlurmOptions
+
+        slurm = SlurmOptions(partition=args.partition, time=args.time, gpus=args.gpus_per_job,
+                             cpus_per_task=args.cpus_per_job, account=args.account)
+    options = Options(profile=profile_for(args, tables), seeds=args.seeds, launcher=launcher, jobs=args.jobs,
+                      data_root=args.data_root, estimate=not args.no_estimate, slurm=slurm,
+                      overrides=tuple(args.overrides))
+    plan = carry_out(tables, args.out, options)
+    tabulate(plan, args.out, data_root=args.data_root, device=training_device())
+    return 0

@@ -1,0 +1,137 @@
+"""What the missing part of a plan costs, from iterations per second measured on this device.
+
+Each distinct training step (kind, network and its settings, scale, patch, batch; a student's teacher)
+is timed once for a few steps on random tensors of the run's shapes (no data loading: the engine's data
+wait is a few percent, `python -m repro.bench --only data_speed`), and the figure is cached per device
+in `~/.cache/dssd-repro/speed.json`, so `repro plan` measures each step only the first time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+
+from repro.io_utils import atomic_write_text
+from repro.paths import default_cache_root
+from repro.plan.runs import Plan, PlannedRun, status
+from repro.runs.config import TrainConfig
+
+WARMUP, STEPS = 1, 2
+SLOW_STEP_S = 20.0  # a step this slow is timed once (after its warm-up) rather than STEPS times
+
+
+def device_name(device: str) -> str:
+    """A stable name of the device iterations are timed on (the GPU's, or the CPU's and its threads)."""
+    import torch
+
+    from repro.provenance import cpu_model
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return f"cuda:{torch.cuda.get_device_name()}"
+    return f"cpu:{cpu_model()} ({torch.get_num_threads()} threads)"
+
+
+def step_signature(run: PlannedRun) -> str:
+    """What the speed of one training step depends on (not the seed, the schedule or the length)."""
+    cfg = run.cfg
+    parts = {"kind": cfg.kind, "model": cfg.model.name, "shared_prelu": cfg.model.shared_prelu,
+             "settings": cfg.model.settings, "scale": cfg.data.scale, "patch": cfg.data.hr_patch,
+             "batch": cfg.optim.batch_size, "channels": cfg.data.in_channels, "amp": cfg.run.amp,
+             "levels": cfg.loss.levels,
+             "teacher": step_signature(run.teacher) if run.teacher is not None else None}
+    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _batch(cfg: TrainConfig, device: str) -> dict:
+    import torch
+
+    from repro.scales import level_factors
+
+    c, p, n = cfg.data.in_channels, cfg.data.hr_patch, cfg.optim.batch_size
+    targets = [torch.rand(n, c, p // f, p // f, device=device) for f in level_factors(cfg.data.scale)]
+    return {"hr": torch.rand(n, c, p, p, device=device), "lr": targets[-1], "targets": targets}
+
+
+def measure_step(run: PlannedRun, device: str = "cpu") -> float:
+    """Iterations per second of the run's training step (forward, backward, Adam) on `device`."""
+    import torch
+
+    from repro.models import create
+    from repro.train import objectives
+
+    cfg = run.cfg
+    teacher = None
+    if run.teacher is not None:
+        tcfg = run.teacher.cfg
+        teacher = create(tcfg.model.name, scale=tcfg.data.scale, **tcfg.network_settings()).eval()
+    obj, _ = objectives.build(cfg, teacher)
+    obj.to(device).train()
+    params = [p for p in obj.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=1e-4)
+    batch = _batch(cfg, device)
+
+    def step() -> float:
+        t0 = time.perf_counter()
+        loss, _ = obj(batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
+    first = max(step() for _ in range(WARMUP))
+    if first > SLOW_STEP_S:
+        return 1.0 / step()
+    return STEPS / sum(step() for _ in range(STEPS))
+
+
+@dataclass
+class Cost:
+    device: str
+    seconds: float  # of the missing iterations of every run not done
+    per_run: dict[str, float]  # run id -> seconds left
+    it_per_s: dict[str, float]  # run id -> measured iterations per second
+
+
+def _cache_path():
+    return default_cache_root() / "speed.json"
+
+
+def estimate(plan: Plan, out, device: str = "cpu", progress=print) -> Cost:
+    """Seconds left for every run of `plan` that is not done, from measured (or cached) step speeds."""
+    path = _cache_path()
+    try:
+        cache = json.loads(path.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    name = device_name(device)
+    speeds = cache.setdefault(name, {})
+    per_run, rates = {}, {}
+    for run in plan.ordered():
+        st = status(run, out)
+        if st.state == "done":
+            continue
+        sig = step_signature(run)
+        if sig not in speeds:
+            if progress:
+                progress(f"[plan] timing a {run.cfg.kind} step of {run.cfg.model.name} x{run.cfg.data.scale} "
+                         f"on {name} ...")
+            speeds[sig] = measure_step(run, device)
+            atomic_write_text(path, json.dumps(cache, indent=1, sort_keys=True) + "\n")
+        rates[run.id] = speeds[sig]
+        per_run[run.id] = (st.total - st.iteration) / speeds[sig]
+    return Cost(name, sum(per_run.values()), per_run, rates)
+
+
+def human(seconds: float) -> str:
+    """3 h 20 min, 2.5 days, 40 s."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 3 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"

@@ -1,0 +1,84 @@
+"""One unit of work of an orchestration: train a run (or resume it, or find it finished) and evaluate
+it on the test sets its rows need, under the run's lock. Picklable, so any launcher (this process, a
+pool of workers, a Slurm job) can carry it out.
+
+The evaluation is kept in the run folder (`evaluation.json`: mean PSNR/SSIM per test set), written
+atomically and extended only by the sets it lacks, so a run is evaluated once whatever runs again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from repro.runs.folder import is_done, write_json
+from repro.runs.locks import run_lock
+
+EVALUATION = "evaluation.json"
+
+
+@dataclass(frozen=True)
+class RunJob:
+    """Everything a worker needs to carry out one run (plain data: it crosses process boundaries)."""
+
+    run_id: str
+    name: str
+    folder: str
+    settings: dict[str, Any]  # the resolved TrainConfig as a dict (`TrainConfig.to_dict()`)
+    teacher_id: str | None = None
+    teacher_folder: str | None = None
+    datasets: tuple[str, ...] = ()  # test sets to evaluate on (none for a teacher no row measures)
+    data_root: str | None = None
+    iterations: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def read_evaluation(folder: str | os.PathLike[str]) -> dict[str, dict[str, float]]:
+    """{test set: {"psnr": dB, "ssim": ..., "images": n}} of a run, empty when not evaluated yet."""
+    path = Path(folder) / EVALUATION
+    if not path.exists():
+        return {}
+    return json.loads(path.read_text())["sets"]
+
+
+def evaluate_run(job: RunJob, device: str = "cpu") -> dict[str, dict[str, float]]:
+    """Evaluate the finished run on the sets of `job.datasets` it has not been evaluated on yet."""
+    from repro.evaluate.sr import evaluate_model, load_evaluator, summarise
+
+    done = read_evaluation(job.folder)
+    missing = [d for d in job.datasets if d not in done]
+    if not missing:
+        return done
+    net, record = load_evaluator(job.folder)
+    in_channels = int(record["settings"].get("in_channels", 1))
+    means = summarise(evaluate_model(net, missing, int(record["scale"]), root=job.data_root,
+                                     in_channels=in_channels, device=device, progress=False))
+    for r in means.itertuples():
+        done[str(r.dataset)] = {"psnr": float(r.psnr), "ssim": float(r.ssim), "images": int(r.images)}
+    write_json(Path(job.folder) / EVALUATION, {"run": job.name, "hash": job.run_id, "sets": done})
+    return done
+
+
+def execute(job: RunJob, progress: bool | None = False) -> str:
+    """Train (resume, or leave alone) and evaluate one run under its lock; returns what was done."""
+    from repro.runs.config import from_dict
+    from repro.train.engine import train
+
+    with run_lock(job.folder):
+        was_done = is_done(job.folder)
+        cfg = from_dict(job.settings)
+        train(cfg, out=job.folder, teacher_dir=job.teacher_folder, data_root=job.data_root, progress=progress)
+        evaluated = bool(job.datasets) and set(job.datasets) - set(read_evaluation(job.folder))
+        if job.datasets:
+            device = "cuda" if cfg.run.device in ("auto", "cuda") and _cuda() else "cpu"
+            evaluate_run(job, device)
+    return ("found finished" if was_done else "trained") + (", evaluated" if evaluated else "")
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

@@ -1,0 +1,120 @@
+"""The work of `repro reproduce` up to the tables: from table specs to trained, evaluated runs.
+
+In order: resolve the plan (every run, keyed by settings hash), print it with its estimated cost, make
+sure the data the profile needs is there (fetched and verified through the data layer), then train and
+evaluate every run in dependency order through a launcher (each run under its lock, resumed if partial,
+left alone if finished, evaluated once). `repro.results` then collects the rows and writes the tables.
+Everything a second call needs is on disk, so running it again trains and evaluates nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from repro.errors import ReproError
+from repro.plan.execute import RunJob
+from repro.plan.export import describe
+from repro.plan.runs import Plan, PlannedRun, make_plan
+from repro.specs import TableSpec
+
+TEST_SET_DATA = "benchmark"  # the manifest holding Set5, Set14, B100 and Urban100
+
+
+@dataclass
+class Options:
+    profile: str = "paper"
+    seeds: int = 1
+    launcher: str = "local"  # local | pool | slurm
+    jobs: int = 1
+    data_root: str | None = None
+    estimate: bool = True  # time the steps of what is missing and print the cost before training
+    overrides: tuple[str, ...] = ()  # `--set key=value` for every run
+    slurm: object | None = None  # repro.plan.launchers.SlurmOptions
+
+
+def datasets_of(plan: Plan, run: PlannedRun) -> tuple[str, ...]:
+    """The test sets the rows measuring `run` need (none for a run only used as a teacher)."""
+    sets: list[str] = []
+    for table in plan.tables:
+        for (tname, _row, _scale, _seed), run_id in plan.measured.items():
+            if tname == table.name and run_id == run.id:
+                sets += [d for d in table.datasets if d not in sets]
+    return tuple(sets)
+
+
+def jobs_of(plan: Plan, out: Path, data_root: str | None) -> list[RunJob]:
+    """The plan's runs as launchable jobs, teachers first."""
+    jobs = []
+    for run in plan.ordered():
+        jobs.append(RunJob(
+            run_id=run.id, name=run.name, folder=str(run.folder(out)), settings=run.cfg.to_dict(),
+            teacher_id=run.teacher.id if run.teacher else None,
+            teacher_folder=str(run.teacher.folder(out)) if run.teacher else None,
+            datasets=datasets_of(plan, run), data_root=data_root, iterations=run.cfg.optim.iterations))
+    return jobs
+
+
+def required_data(plan: Plan) -> list[str]:
+    """Datasets (manifest names) the plan reads: the profile's training source and the test sets."""
+    names = {run.cfg.data.source for run in plan.runs.values()}
+    sets = {d for t in plan.tables for d in t.datasets}
+    sets |= {s for run in plan.runs.values() for s in run.cfg.val.sets}
+    if sets - {"sample"}:
+        names.add(TEST_SET_DATA)
+    return sorted(n for n in names if n != "sample")
+
+
+def ensure_data(names: list[str], data_root: str | None, log=print) -> None:
+    """Fetch (verified) every dataset of `names` that is not under the data root; one clear error if a
+    download is impossible, naming the command and the folder."""
+    from repro.data.fetch import fetch
+    from repro.data.manifests import get_manifest
+    from repro.data.verify import folder_status
+    from repro.paths import data_root as resolve_root
+
+    root = resolve_root(data_root)
+    for name in names:
+        manifest = get_manifest(name)
+        if folder_status(manifest, root) == "present":
+            continue
+        log(f"[reproduce] {name} is not under {root}: fetching it")
+        try:
+            fetch(manifest, root, log=log)
+        except (ReproError, OSError) as exc:
+            raise ReproError(f"dataset {name} is missing under {root} and could not be downloaded ({exc}); "
+                             f"run `repro data fetch {name} --root DIR` where the network allows, then pass "
+                             f"--data-root DIR (or set REPRO_DATA=DIR), or put the files under "
+                             f"{root / _top_folder(manifest)}") from None
+
+
+def _top_folder(manifest) -> str:
+    """The folder a dataset lives in under the data root (`benchmark`, `T91`, `DIV2K`)."""
+    return manifest.folders[0].path.split("/")[0] if manifest.folders else ""
+
+
+def carry_out(tables: list[TableSpec], out: str | os.PathLike[str], options: Options, log=print) -> Plan:
+    """Plan, print the plan and its cost, fetch the data, then train and evaluate every run of `tables`
+    into `out` through the chosen launcher; returns the plan (the results layer tabulates it)."""
+    from repro.plan.launchers import launch
+
+    out = Path(out)
+    plan = make_plan(tables, options.profile, options.seeds, options.overrides)
+    cost = None
+    if options.estimate:
+        from repro.plan.cost import estimate
+
+        cost = estimate(plan, out, training_device(), progress=log)
+    log(describe(plan, out, cost))
+    ensure_data(required_data(plan), options.data_root, log)
+    launch(jobs_of(plan, out, options.data_root), options.launcher, jobs_n=options.jobs, slurm=options.slurm,
+           log=log)
+    return plan
+
+
+def training_device() -> str:
+    """The device runs train on here: cuda when there is one, else cpu."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
