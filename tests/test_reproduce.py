@@ -20,8 +20,9 @@ from repro.cli import main
 from repro.runs.folder import DONE, MODEL, read_metrics
 
 DATA = os.environ.get("REPRO_DATA")
-needs_data = pytest.mark.skipif(not (DATA and Path(DATA, "benchmark", "Set5").is_dir()),
-                                reason="needs the real Set5 images: set REPRO_DATA to a folder with benchmark/")
+needs_data = pytest.mark.skipif(
+    not (DATA and Path(DATA, "benchmark", "Set5").is_dir()),
+    reason="needs the real Set5 images: set REPRO_DATA to a folder with benchmark/")
 # the quickstart table (sample photos, no download) cut to a few iterations: the mechanics, in seconds
 FAST = ["--profile", "smoke", "--no-estimate", "--set", "optim.iters_per_epoch=10",
         "--set", "run.checkpoint_every=5"]
@@ -29,7 +30,8 @@ TRAINED = re.compile(r"\] (\S+): trained")
 
 
 def _weights(out: Path) -> dict[str, dict[str, torch.Tensor]]:
-    return {p.parent.name: torch.load(p, weights_only=False)["state_dict"] for p in out.glob("runs/*/model.pt")}
+    return {p.parent.name: torch.load(p, weights_only=False)["state_dict"]
+            for p in out.glob("runs/*/model.pt")}
 
 
 def _stamps(out: Path) -> dict[str, int]:
@@ -114,7 +116,8 @@ def test_sigkill_mid_table_then_resume_matches_an_uninterrupted_run(tmp_path):
             assert len(its) == len(set(its))
     results = pd.read_csv(killed / "results.csv")
     assert not results.duplicated(["table", "row", "scale", "dataset", "metric", "seed"]).any()
-    assert results.drop(columns=["commit"]).equals(pd.read_csv(whole / "results.csv").drop(columns=["commit"]))
+    expected = pd.read_csv(whole / "results.csv").drop(columns=["commit"])
+    assert results.drop(columns=["commit"]).equals(expected)
 
 
 def test_two_orchestrators_on_one_folder_train_every_run_once(tmp_path):
