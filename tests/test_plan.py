@@ -92,3 +92,19 @@ def test_bad_input_is_one_line_exit_2(argv, expected, capsys, tmp_path):
     err = capsys.readouterr().err.strip()
     assert expected in err and len(err.splitlines()) == 1
     assert not (tmp_path / "o").exists()  # nothing half-written
+
+
+def test_a_dataset_that_cannot_be_fetched_names_the_command_and_folder(tmp_path, monkeypatch, capsys):
+    import repro.data.fetch
+
+    def offline(manifest, root, **kwargs):
+        raise ReproError(f"could not download {manifest.name}: no network")
+
+    monkeypatch.setattr(repro.data.fetch, "fetch", offline)
+    out = tmp_path / "o"
+    code = main(["reproduce", "table3", "--profile", "smoke", "--no-estimate", "--out", str(out),
+                 "--data-root", str(tmp_path / "empty")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "repro data fetch benchmark --root DIR" in err and str(tmp_path / "empty" / "benchmark") in err
+    assert not (out / "runs").exists()  # nothing trained, nothing half-written

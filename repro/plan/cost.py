@@ -3,7 +3,10 @@
 Each distinct training step (kind, network and its settings, scale, patch, batch; a student's teacher)
 is timed once for a few steps on random tensors of the run's shapes (no data loading: the engine's data
 wait is a few percent, `python -m repro.bench --only data_speed`), and the figure is cached per device
-in `~/.cache/dssd-repro/speed.json`, so `repro plan` measures each step only the first time.
+in `~/.cache/dssd-repro/speed.json`, so `repro plan` measures each step only the first time. On a GPU the
+step is timed at the run's own patch size; on a CPU, where a paper-size step of the large comparison
+networks takes minutes, at most at `CPU_PROBE_PATCH` pixels, scaled by the patch area (convolutions cost
+in proportion to the pixels).
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from repro.plan.runs import Plan, PlannedRun, status
 from repro.runs.config import TrainConfig
 
 WARMUP, STEPS = 1, 2
-SLOW_STEP_S = 20.0  # a step this slow is timed once (after its warm-up) rather than STEPS times
+SLOW_STEP_S = 5.0  # a step this slow is timed once (after its warm-up) rather than STEPS times
+CPU_PROBE_PATCH = 48  # HR patch side a CPU times a step at (a multiple of every scale's level factors)
 
 
 def device_name(device: str) -> str:
@@ -36,7 +40,7 @@ def device_name(device: str) -> str:
 def step_signature(run: PlannedRun) -> str:
     """What the speed of one training step depends on (not the seed, the schedule or the length)."""
     cfg = run.cfg
-    parts = {"kind": cfg.kind, "model": cfg.model.name, "shared_prelu": cfg.model.shared_prelu,
+    parts = {"probe": CPU_PROBE_PATCH, "kind": cfg.kind, "model": cfg.model.name, "shared_prelu": cfg.model.shared_prelu,
              "settings": cfg.model.settings, "scale": cfg.data.scale, "patch": cfg.data.hr_patch,
              "batch": cfg.optim.batch_size, "channels": cfg.data.in_channels, "amp": cfg.run.amp,
              "levels": cfg.loss.levels,
@@ -44,12 +48,17 @@ def step_signature(run: PlannedRun) -> str:
     return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def probe_patch(cfg: TrainConfig, device: str) -> int:
+    """The HR patch side a step is timed at on `device` (see the module's docstring)."""
+    return cfg.data.hr_patch if device.startswith("cuda") else min(cfg.data.hr_patch, CPU_PROBE_PATCH)
+
+
 def _batch(cfg: TrainConfig, device: str) -> dict:
     import torch
 
     from repro.scales import level_factors
 
-    c, p, n = cfg.data.in_channels, cfg.data.hr_patch, cfg.optim.batch_size
+    c, p, n = cfg.data.in_channels, probe_patch(cfg, device), cfg.optim.batch_size
     targets = [torch.rand(n, c, p // f, p // f, device=device) for f in level_factors(cfg.data.scale)]
     return {"hr": torch.rand(n, c, p, p, device=device), "lr": targets[-1], "targets": targets}
 
@@ -82,10 +91,11 @@ def measure_step(run: PlannedRun, device: str = "cpu") -> float:
             torch.cuda.synchronize()
         return time.perf_counter() - t0
 
+    area = (cfg.data.hr_patch / probe_patch(cfg, device)) ** 2  # scale a smaller probe to the real patch
     first = max(step() for _ in range(WARMUP))
     if first > SLOW_STEP_S:
-        return 1.0 / step()
-    return STEPS / sum(step() for _ in range(STEPS))
+        return 1.0 / (step() * area)
+    return STEPS / (sum(step() for _ in range(STEPS)) * area)
 
 
 @dataclass

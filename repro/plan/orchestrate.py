@@ -12,12 +12,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from repro.errors import ReproError
 from repro.plan.execute import RunJob
 from repro.plan.export import describe
 from repro.plan.runs import Plan, PlannedRun, make_plan
 from repro.specs import TableSpec
+
+if TYPE_CHECKING:
+    from repro.plan.launchers import SlurmOptions
 
 TEST_SET_DATA = "benchmark"  # the manifest holding Set5, Set14, B100 and Urban100
 
@@ -31,7 +35,7 @@ class Options:
     data_root: str | None = None
     estimate: bool = True  # time the steps of what is missing and print the cost before training
     overrides: tuple[str, ...] = ()  # `--set key=value` for every run
-    slurm: object | None = None  # repro.plan.launchers.SlurmOptions
+    slurm: SlurmOptions | None = None
 
 
 def datasets_of(plan: Plan, run: PlannedRun) -> tuple[str, ...]:
