@@ -40,7 +40,8 @@ def device_name(device: str) -> str:
 def step_signature(run: PlannedRun) -> str:
     """What the speed of one training step depends on (not the seed, the schedule or the length)."""
     cfg = run.cfg
-    parts = {"probe": CPU_PROBE_PATCH, "kind": cfg.kind, "model": cfg.model.name, "shared_prelu": cfg.model.shared_prelu,
+    parts = {"probe": CPU_PROBE_PATCH, "kind": cfg.kind, "model": cfg.model.name,
+             "shared_prelu": cfg.model.shared_prelu,
              "settings": cfg.model.settings, "scale": cfg.data.scale, "patch": cfg.data.hr_patch,
              "batch": cfg.optim.batch_size, "channels": cfg.data.in_channels, "amp": cfg.run.amp,
              "levels": cfg.loss.levels,
