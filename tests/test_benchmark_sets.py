@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from repro.data.images import write_image
-from repro.data.testsets import BENCHMARK_SETS, load_set
+from repro.data.names import BENCHMARK_SETS
+from repro.data.testsets import load_set
 from repro.errors import ReproError
 from repro.imaging.resize import imresize
 

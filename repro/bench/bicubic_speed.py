@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 from repro.data import testsets
-from repro.data.testsets import BENCHMARK_SETS
+from repro.data.names import BENCHMARK_SETS
 from repro.evaluate.bicubic_row import bicubic_row, default_workers
 from repro.imaging.resize import imresize
 from repro.published import published
