@@ -229,16 +229,24 @@ def _provenance(table: TableSpec, results: pd.DataFrame, seeds: int) -> str:
     return "Measured: " + ", ".join(parts) + "."
 
 
+def has_printed(table: TableSpec) -> bool:
+    """Whether the paper prints any cell of `table` (the quickstart has none: measured columns only)."""
+    return any(printed(table.name, row.name, scale, dataset, metric) is not None
+               for row in table.rows for scale in table.scales for dataset, metric in cells(table))
+
+
 def _grid(table: TableSpec, results: pd.DataFrame,
           seeds: int) -> list[tuple[int, list[str], list[list[str]]]]:
-    """For each scale: the header and one line per row (label cell first, then printed/measured/diff)."""
+    """For each scale: the header and one line per row (label cell first, then printed/measured/diff;
+    measured alone when the paper prints nothing of the table)."""
     stats = cell_stats(results, table.name, seeds)
+    with_printed = has_printed(table)
     out = []
     for scale in table.scales:
         header = []
         for dataset, metric in cells(table):
             head = _header_cell(dataset, metric)
-            header += [f"{head} printed", f"{head} measured", f"{head} Δ"]
+            header += [f"{head} printed", f"{head} measured", f"{head} Δ"] if with_printed else [head]
         lines = []
         for row in table.rows:
             line = []
@@ -246,7 +254,8 @@ def _grid(table: TableSpec, results: pd.DataFrame,
                 p = printed(table.name, row.name, scale, dataset, metric)
                 s = stats.get((row.name, scale, dataset, metric))
                 diff = None if p is None or s is None else s.mean - p
-                line += [_fmt(p, metric), _measured(s, metric, seeds), _signed(diff, metric)]
+                measured = _measured(s, metric, seeds)
+                line += [_fmt(p, metric), measured, _signed(diff, metric)] if with_printed else [measured]
             lines.append(line)
         out.append((scale, header, lines))
     return out
@@ -265,8 +274,8 @@ def _md_label(row: Row) -> str:
 
 def render_markdown(table: TableSpec, results: pd.DataFrame, seeds: int) -> str:
     """The table as Markdown: printed, measured and their difference per cell; footnotes; claims."""
-    out = [f"# {_md(table.title)}", "", _provenance(table, results, seeds),
-           LEGEND, ""]
+    legend = LEGEND if has_printed(table) else "Not a table of the paper: nothing printed to compare with."
+    out = [f"# {_md(table.title)}", "", _provenance(table, results, seeds), legend, ""]
     for scale, header, lines in _grid(table, results, seeds):
         if len(table.scales) > 1:
             out += [f"## x{scale}", ""]
