@@ -44,6 +44,7 @@ def step_signature(run: PlannedRun) -> str:
              "shared_prelu": cfg.model.shared_prelu,
              "settings": cfg.model.settings, "scale": cfg.data.scale, "patch": cfg.data.hr_patch,
              "batch": cfg.optim.batch_size, "channels": cfg.data.in_channels, "amp": cfg.run.amp,
+             "threads": cfg.run.threads,
              "levels": cfg.loss.levels,
              "teacher": step_signature(run.teacher) if run.teacher is not None else None}
     return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -93,10 +94,16 @@ def measure_step(run: PlannedRun, device: str = "cpu") -> float:
         return time.perf_counter() - t0
 
     area = (cfg.data.hr_patch / probe_patch(cfg, device)) ** 2  # scale a smaller probe to the real patch
-    first = max(step() for _ in range(WARMUP))
-    if first > SLOW_STEP_S:
-        return 1.0 / (step() * area)
-    return STEPS / (sum(step() for _ in range(STEPS)) * area)
+    threads = torch.get_num_threads()
+    if cfg.run.threads > 0:  # time the step with the threads the run will use
+        torch.set_num_threads(cfg.run.threads)
+    try:
+        first = max(step() for _ in range(WARMUP))
+        if first > SLOW_STEP_S:
+            return 1.0 / (step() * area)
+        return STEPS / (sum(step() for _ in range(STEPS)) * area)
+    finally:
+        torch.set_num_threads(threads)
 
 
 @dataclass
