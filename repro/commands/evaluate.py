@@ -26,14 +26,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from repro.evaluate.sr import evaluate_model, load_evaluator, summarise
+    from repro.evaluate.sr import evaluate_run_dir, summarise
     from repro.io_utils import atomic_write_text
 
     sets = parse_sets(args.sets)
-    net, record = load_evaluator(args.run_dir)  # a teacher is given the HR image (privileged)
-    in_channels = int(record["settings"].get("in_channels", 1))
+    # a teacher is given the HR image (privileged)
+    df, record = evaluate_run_dir(args.run_dir, sets, root=args.data_root, device=args.device)
     scale = int(record["scale"])
-    df = evaluate_model(net, sets, scale, root=args.data_root, in_channels=in_channels, device=args.device)
     means = summarise(df)
     with pd.option_context("display.float_format", "{:.4f}".format):
         print(f"{args.run_dir}: {record['model']} x{scale} ({record['kind']})")

@@ -61,7 +61,7 @@ def main(args: argparse.Namespace) -> int:
     cost = None
     if not args.no_estimate:
         from repro.plan.cost import estimate
-        from repro.plan.orchestrate import training_device
+        from repro.plan.execute import training_device
 
         cost = estimate(plan, out, training_device())
     print(describe(plan, out, cost))

@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from repro.plan.orchestrate import Options, carry_out, training_device
+    from repro.plan.execute import training_device
+    from repro.plan.orchestrate import Options, carry_out
     from repro.results.tabulate import tabulate
     from repro.specs import tables
 

@@ -52,7 +52,19 @@ def as_sr_network(net: nn.Module) -> nn.Module:
 def load_evaluator(run_dir: str | os.PathLike[str]) -> tuple[nn.Module, dict]:
     """A finished run's network ready for `evaluate_model` (a teacher wrapped), and its model record."""
     net, record = load_model(run_dir)
-    return (TeacherAsSR(net) if record["kind"] == "teacher" else net), record
+    return as_sr_network(net), record
+
+
+def evaluate_run_dir(run_dir: str | os.PathLike[str], sets: str | Sequence[str],
+                     root: str | os.PathLike[str] | None = None, device: str | torch.device = "cpu",
+                     progress: bool = True) -> tuple[pd.DataFrame, dict]:
+    """Per-image rows of a finished run on the named test sets (at its scale and channels), and its
+    model record: what `repro evaluate` prints and what an orchestration keeps in the run folder."""
+    net, record = load_evaluator(run_dir)
+    in_channels = int(record["settings"].get("in_channels", 1))
+    df = evaluate_model(net, sets, int(record["scale"]), root=root, in_channels=in_channels, device=device,
+                        progress=progress)
+    return df, record
 
 
 def _to_uint8(x: torch.Tensor) -> np.ndarray:

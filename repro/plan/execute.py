@@ -46,16 +46,14 @@ def read_evaluation(folder: str | os.PathLike[str]) -> dict[str, dict[str, float
 
 def evaluate_run(job: RunJob, device: str = "cpu") -> dict[str, dict[str, float]]:
     """Evaluate the finished run on the sets of `job.datasets` it has not been evaluated on yet."""
-    from repro.evaluate.sr import evaluate_model, load_evaluator, summarise
+    from repro.evaluate.sr import evaluate_run_dir, summarise
 
     done = read_evaluation(job.folder)
     missing = [d for d in job.datasets if d not in done]
     if not missing:
         return done
-    net, record = load_evaluator(job.folder)
-    in_channels = int(record["settings"].get("in_channels", 1))
-    means = summarise(evaluate_model(net, missing, int(record["scale"]), root=job.data_root,
-                                     in_channels=in_channels, device=device, progress=False))
+    rows, _ = evaluate_run_dir(job.folder, missing, root=job.data_root, device=device, progress=False)
+    means = summarise(rows)
     for r in means.itertuples():
         done[str(r.dataset)] = {"psnr": float(r.psnr), "ssim": float(r.ssim), "images": int(r.images)}
     write_json(Path(job.folder) / EVALUATION, {"run": job.name, "hash": job.run_id, "sets": done})
@@ -73,12 +71,13 @@ def execute(job: RunJob, progress: bool | None = False) -> str:
         train(cfg, out=job.folder, teacher_dir=job.teacher_folder, data_root=job.data_root, progress=progress)
         evaluated = bool(job.datasets) and set(job.datasets) - set(read_evaluation(job.folder))
         if job.datasets:
-            device = "cuda" if cfg.run.device in ("auto", "cuda") and _cuda() else "cpu"
+            device = training_device() if cfg.run.device == "auto" else cfg.run.device
             evaluate_run(job, device)
     return ("found finished" if was_done else "trained") + (", evaluated" if evaluated else "")
 
 
-def _cuda() -> bool:
+def training_device() -> str:
+    """The device runs train on here: cuda when there is one, else cpu."""
     import torch
 
-    return torch.cuda.is_available()
+    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from repro.errors import ReproError
-from repro.plan.execute import RunJob
+from repro.plan.execute import RunJob, training_device
 from repro.plan.export import describe
 from repro.plan.runs import Plan, PlannedRun, make_plan
 from repro.specs import TableSpec
@@ -40,11 +40,11 @@ class Options:
 
 def datasets_of(plan: Plan, run: PlannedRun) -> tuple[str, ...]:
     """The test sets the rows measuring `run` need (none for a run only used as a teacher)."""
+    tables = {t.name: t for t in plan.tables}
     sets: list[str] = []
-    for table in plan.tables:
-        for (tname, _row, _scale, _seed), run_id in plan.measured.items():
-            if tname == table.name and run_id == run.id:
-                sets += [d for d in table.datasets if d not in sets]
+    for (table, _row, _scale, _seed), run_id in plan.measured.items():
+        if run_id == run.id:
+            sets += [d for d in tables[table].datasets if d not in sets]
     return tuple(sets)
 
 
@@ -115,10 +115,3 @@ def carry_out(tables: list[TableSpec], out: str | os.PathLike[str], options: Opt
     launch(jobs_of(plan, out, options.data_root), options.launcher, jobs_n=options.jobs, slurm=options.slurm,
            log=log)
     return plan
-
-
-def training_device() -> str:
-    """The device runs train on here: cuda when there is one, else cpu."""
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
