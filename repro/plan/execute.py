@@ -8,16 +8,12 @@ atomically and extended only by the sets it lacks, so a run is evaluated once wh
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from repro.runs.folder import is_done, write_json
+from repro.runs.folder import EVALUATION, is_done, read_evaluation, write_json
 from repro.runs.locks import run_lock
-
-EVALUATION = "evaluation.json"
 
 
 @dataclass(frozen=True)
@@ -34,14 +30,6 @@ class RunJob:
     data_root: str | None = None
     iterations: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def read_evaluation(folder: str | os.PathLike[str]) -> dict[str, dict[str, float]]:
-    """{test set: {"psnr": dB, "ssim": ..., "images": n}} of a run, empty when not evaluated yet."""
-    path = Path(folder) / EVALUATION
-    if not path.exists():
-        return {}
-    return json.loads(path.read_text())["sets"]
 
 
 def evaluate_run(job: RunJob, device: str = "cpu") -> dict[str, dict[str, float]]:

@@ -24,8 +24,8 @@ import pandas as pd
 
 from repro.errors import ReproError
 from repro.io_utils import atomic_write_text
-from repro.plan.execute import read_evaluation
 from repro.plan.runs import Plan
+from repro.runs.folder import read_evaluation
 from repro.specs import TableSpec
 
 COLUMNS = ("table", "row", "scale", "dataset", "metric", "value", "seed", "run", "profile", "commit",

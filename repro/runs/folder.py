@@ -32,6 +32,7 @@ CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.csv"
 MODEL = "model.pt"
 DONE = "done.json"
+EVALUATION = "evaluation.json"
 MODEL_FORMAT = "repro-model/1"
 
 
@@ -104,6 +105,14 @@ def read_done(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     if not path.exists():
         raise ReproError(f"{run_dir} has not finished training (no {DONE}); run its command again")
     return read_json(path)
+
+
+def read_evaluation(folder: str | os.PathLike[str]) -> dict[str, dict[str, float]]:
+    """{test set: {"psnr": dB, "ssim": ..., "images": n}} of a run, empty when not evaluated yet."""
+    path = Path(folder) / EVALUATION
+    if not path.exists():
+        return {}
+    return read_json(path)["sets"]
 
 
 def read_teacher(run_dir: str | os.PathLike[str]) -> TrainConfig:
