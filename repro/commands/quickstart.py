@@ -2,7 +2,8 @@
 
 `repro reproduce quickstart` by another name: trains FSRCNN alone, a DSSD teacher and its distilled
 student at x4 on the `sample` photos bundled with scikit-image, then measures them beside bicubic on
-the sample test images (Y-channel PSNR/SSIM, docs/protocol.md, "Evaluation"). A few minutes on a laptop
+the sample test images (Y-channel PSNR/SSIM, docs/protocol.md, "Evaluation"), and writes the report
+(OUT/report/report.html: the table, figures, settings and provenance). A few minutes on a laptop
 CPU; runs resume if interrupted, finished ones are left alone. Not the paper's settings (see
 `repro/profiles/quickstart.toml` and `repro/specs/quickstart.py`); `repro reproduce table3` is a table
 of the paper.
@@ -23,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a training setting of every run, e.g. optim.epochs=1")
     p.add_argument("--no-estimate", action="store_true", help="do not time the steps (no cost estimate)")
+    p.add_argument("--no-report", action="store_true", help="do not write OUT/report/ (`repro report`)")
     p.set_defaults(func=main)
 
 
@@ -35,4 +37,8 @@ def main(args: argparse.Namespace) -> int:
     options = Options(profile=args.profile, estimate=not args.no_estimate, overrides=tuple(args.overrides))
     plan = carry_out(tables("quickstart"), args.out, options)
     tabulate(plan, args.out, device=training_device())
+    if not args.no_report:
+        from repro.report.build import build_report
+
+        build_report(args.out, progress=True)
     return 0

@@ -1,6 +1,7 @@
 """`repro reproduce TABLE|all`: fetch what is missing, train every run of the table in dependency order
 (teachers before their students), evaluate each finished run once, and write the table beside the
-printed one (`OUT/results.csv`, `OUT/tables/TABLE.md` and `.tex`). Running it again trains nothing.
+printed one (`OUT/results.csv`, `OUT/tables/TABLE.md` and `.tex`) and the report
+(`OUT/report/report.html`, see `repro report`). Running it again trains nothing.
 
 Examples:
     repro reproduce table3 --profile smoke --out results/smoke
@@ -26,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "each when there are GPUs); slurm: one Slurm job per run (submitit)")
     p.add_argument("--jobs", type=int, default=1, help="workers of the pool launcher (default 1)")
     p.add_argument("--data-root", help="data root (default $REPRO_DATA, else ~/.cache/dssd-repro/data)")
+    p.add_argument("--no-report", action="store_true", help="do not write OUT/report/ (`repro report`)")
     s = p.add_argument_group("slurm (with --launcher slurm)")
     s.add_argument("--partition", help="Slurm partition")
     s.add_argument("--time", type=int, default=4320, help="minutes per job (default 4320 = 3 days)")
@@ -57,4 +59,8 @@ def main(args: argparse.Namespace) -> int:
                       overrides=tuple(args.overrides))
     plan = carry_out(tables, args.out, options)
     tabulate(plan, args.out, data_root=args.data_root, device=training_device())
+    if not args.no_report:
+        from repro.report.build import build_report
+
+        build_report(args.out, data_root=args.data_root, progress=True)
     return 0

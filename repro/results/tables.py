@@ -172,7 +172,7 @@ def check_claims(table: TableSpec, results: pd.DataFrame, seeds: int) -> list[Cl
     return out
 
 
-def _claim_sentence(table: TableSpec, check: ClaimCheck, label) -> str:
+def claim_sentence(table: TableSpec, check: ClaimCheck, label) -> str:
     c = check.claim
     where = f"x{c.scale} {c.dataset} {METRIC_LABELS.get(c.metric, c.metric)}"
     text = (f"{label(table.row(c.better))} over {label(table.row(c.worse))} ({where}): "
@@ -191,11 +191,11 @@ def _claim_sentence(table: TableSpec, check: ClaimCheck, label) -> str:
 
 
 # ---------------------------------------------------------------- shared layout
-def _marks(row: Row) -> str:
+def row_marks(row: Row) -> str:
     return (OTHER_PAPER if row.from_other_paper else "") + (CONTROL if row.control_for else "")
 
 
-def _footnotes(table: TableSpec) -> list[tuple[str, str]]:
+def footnotes(table: TableSpec) -> list[tuple[str, str]]:
     """(mark, text) below the table."""
     notes = []
     others = [r for r in table.rows if r.from_other_paper]
@@ -216,7 +216,7 @@ def _has_row(table: TableSpec, name: str) -> bool:
     return any(r.name == name for r in table.rows)
 
 
-def _provenance(table: TableSpec, results: pd.DataFrame, seeds: int) -> str:
+def provenance_line(table: TableSpec, results: pd.DataFrame, seeds: int) -> str:
     df = normalise(results) if not results.empty else results
     mine = df[df["table"] == table.name] if not df.empty else df
     profiles = sorted({p for p in mine["profile"] if p}) if not mine.empty else []
@@ -235,14 +235,56 @@ def has_printed(table: TableSpec) -> bool:
                for row in table.rows for scale in table.scales for dataset, metric in cells(table))
 
 
-def _grid(table: TableSpec, results: pd.DataFrame,
-          seeds: int) -> list[tuple[int, list[str], list[list[str]]]]:
-    """For each scale: the header and one line per row (label cell first, then printed/measured/diff;
-    measured alone when the paper prints nothing of the table)."""
+@dataclass(frozen=True)
+class Cell:
+    """One printed / measured / Δ cell as text, with the paper's mark (best or second best of its column)
+    and, for Δ, the number (the report colours it)."""
+
+    text: str
+    mark: str = ""  # BEST, SECOND or ""
+    delta: float | None = None
+    metric: str = ""
+    printed: float | None = None  # for Δ: the printed value (a relative tolerance needs it)
+
+
+BEST = "best"
+SECOND = "second"
+RANKED_METRICS = ("psnr", "ssim")  # higher is better; the paper marks these columns
+MARKS_NOTE = ("best and second best of a column (printed and measured ranked apart, control rows left out) "
+              "marked as Appendix Table I marks them: a solid underline and a wavy underline")
+
+
+def _ranks(values: dict[str, float]) -> dict[str, str]:
+    """row -> BEST / SECOND among `values` (ties share a mark)."""
+    distinct = sorted(set(values.values()), reverse=True)
+    out = {}
+    for row, value in values.items():
+        if value == distinct[0]:
+            out[row] = BEST
+        elif len(distinct) > 1 and value == distinct[1]:
+            out[row] = SECOND
+    return out
+
+
+Grid = list[tuple[int, list[str], list[list[Cell]]]]
+
+
+def grid(table: TableSpec, results: pd.DataFrame, seeds: int) -> Grid:
+    """For each scale: the header and one line of cells per row (printed, measured, Δ per column; measured
+    alone when the paper prints nothing of the table)."""
     stats = cell_stats(results, table.name, seeds)
     with_printed = has_printed(table)
+    ranked = [r for r in table.rows if not r.control_for]
     out = []
     for scale in table.scales:
+        marks: dict[tuple[str, str, str], dict[str, str]] = {}
+        for dataset, metric in cells(table):
+            if metric not in RANKED_METRICS:
+                continue
+            p = {r.name: v for r in ranked
+                 if (v := printed(table.name, r.name, scale, dataset, metric)) is not None}
+            m = {r.name: st.mean for r in ranked if (st := stats.get((r.name, scale, dataset, metric)))}
+            marks[dataset, metric, "printed"], marks[dataset, metric, "measured"] = _ranks(p), _ranks(m)
         header = []
         for dataset, metric in cells(table):
             head = _header_cell(dataset, metric)
@@ -254,11 +296,21 @@ def _grid(table: TableSpec, results: pd.DataFrame,
                 p = printed(table.name, row.name, scale, dataset, metric)
                 s = stats.get((row.name, scale, dataset, metric))
                 diff = None if p is None or s is None else s.mean - p
-                measured = _measured(s, metric, seeds)
-                line += [_fmt(p, metric), measured, _signed(diff, metric)] if with_printed else [measured]
+                m_mark, p_mark = (marks.get((dataset, metric, w), {}).get(row.name, "")
+                                  for w in ("measured", "printed"))
+                measured = Cell(_measured(s, metric, seeds), m_mark, metric=metric)
+                if with_printed:
+                    line += [Cell(_fmt(p, metric), p_mark, metric=metric), measured,
+                             Cell(_signed(diff, metric), delta=diff, metric=metric, printed=p)]
+                else:
+                    line.append(measured)
             lines.append(line)
         out.append((scale, header, lines))
     return out
+
+
+def is_marked(table: TableSpec) -> bool:
+    return any(m in RANKED_METRICS for m in table.metrics)
 
 
 # ---------------------------------------------------------------- Markdown
@@ -268,23 +320,29 @@ def _md(text: str) -> str:
     return text
 
 
+def _md_cell(cell: Cell) -> str:
+    return {BEST: f"**{cell.text}**", SECOND: f"*{cell.text}*"}.get(cell.mark, cell.text)
+
+
 def _md_label(row: Row) -> str:
-    return f"{_md(row.label)}{_marks(row)} (`{row.name}`)"
+    return f"{_md(row.label)}{row_marks(row)} (`{row.name}`)"
 
 
 def render_markdown(table: TableSpec, results: pd.DataFrame, seeds: int) -> str:
     """The table as Markdown: printed, measured and their difference per cell; footnotes; claims."""
     legend = LEGEND if has_printed(table) else "Not a table of the paper: nothing printed to compare with."
-    out = [f"# {_md(table.title)}", "", _provenance(table, results, seeds), legend, ""]
-    for scale, header, lines in _grid(table, results, seeds):
+    out = [f"# {_md(table.title)}", "", provenance_line(table, results, seeds), legend, ""]
+    if is_marked(table):
+        out += [f"Marks: {MARKS_NOTE} (here **bold** and *italic*).", ""]
+    for scale, header, lines in grid(table, results, seeds):
         if len(table.scales) > 1:
             out += [f"## x{scale}", ""]
         out.append("| Row | " + " | ".join(header) + " |")
         out.append("|---|" + "---:|" * len(header))
         for row, line in zip(table.rows, lines, strict=True):
-            out.append(f"| {_md_label(row)} | " + " | ".join(line) + " |")
+            out.append(f"| {_md_label(row)} | " + " | ".join(_md_cell(c) for c in line) + " |")
         out.append("")
-    notes = _footnotes(table)
+    notes = footnotes(table)
     if notes:
         out += [f"{mark} {_md(text)}  " for mark, text in notes]
         out.append("")
@@ -293,7 +351,7 @@ def render_markdown(table: TableSpec, results: pd.DataFrame, seeds: int) -> str:
         out += ["## Claims", ""]
         if seeds > 1:
             out += [f"Rule: {SPREAD_RULE}.", ""]
-        out += [f"- {_claim_sentence(table, c, lambda r: _md(r.label))}" for c in checks]
+        out += [f"- {claim_sentence(table, c, lambda r: _md(r.label))}" for c in checks]
         out.append("")
     return "\n".join(out)
 
@@ -310,12 +368,18 @@ def _tex(text: str) -> str:
     return "".join(_TEX.get(ch, ch) for ch in text)
 
 
+def _tex_cell(cell: Cell) -> str:
+    return {BEST: f"\\underline{{{_tex(cell.text)}}}", SECOND: f"\\uwave{{{_tex(cell.text)}}}"}.get(
+        cell.mark, _tex(cell.text))
+
+
 def render_latex(table: TableSpec, results: pd.DataFrame, seeds: int) -> str:
     """The table as LaTeX (booktabs), with the same cells, footnotes and claims as the Markdown."""
     out = [f"% {table.name}: printed beside measured; generated by repro.results.tables",
+           r"% needs \usepackage{booktabs} and \usepackage[normalem]{ulem} (\uwave: the second-best mark)",
            r"\begin{table}[htbp]", r"\centering", r"\footnotesize", f"\\caption{{{_tex(table.title)}}}",
            f"\\label{{tab:{table.name}}}"]
-    for scale, header, lines in _grid(table, results, seeds):
+    for scale, header, lines in grid(table, results, seeds):
         if len(table.scales) > 1:
             out.append(f"\\par\\smallskip\\textbf{{x{scale}}}\\par")
         out.append(r"\begin{tabular}{l" + "r" * len(header) + "}")
@@ -323,18 +387,21 @@ def render_latex(table: TableSpec, results: pd.DataFrame, seeds: int) -> str:
         out.append("Row & " + " & ".join(_tex(h) for h in header) + r" \\")
         out.append(r"\midrule")
         for row, line in zip(table.rows, lines, strict=True):
-            out.append(_tex(row.label + _marks(row)) + " & " + " & ".join(_tex(v) for v in line) + r" \\")
+            cells_tex = " & ".join(_tex_cell(c) for c in line)
+            out.append(_tex(row.label + row_marks(row)) + " & " + cells_tex + r" \\")
         out.append(r"\bottomrule")
         out.append(r"\end{tabular}")
     out.append(r"\par\smallskip")
-    out.append(_tex(f"{_provenance(table, results, seeds)} {LEGEND}") + r"\par")
-    out += [_tex(f"{mark} {text}") + r"\par" for mark, text in _footnotes(table)]
+    out.append(_tex(f"{provenance_line(table, results, seeds)} {LEGEND}") + r"\par")
+    if is_marked(table):
+        out.append(_tex(f"Marks: {MARKS_NOTE}.") + r"\par")
+    out += [_tex(f"{mark} {text}") + r"\par" for mark, text in footnotes(table)]
     checks = check_claims(table, results, seeds)
     if checks:
         if seeds > 1:
             out.append(_tex(f"Rule: {SPREAD_RULE}.") + r"\par")
         out.append(r"\begin{itemize}")
-        out += [r"\item " + _tex(_claim_sentence(table, c, lambda r: r.label)) for c in checks]
+        out += [r"\item " + _tex(claim_sentence(table, c, lambda r: r.label)) for c in checks]
         out.append(r"\end{itemize}")
     out.append(r"\end{table}")
     return "\n".join(out) + "\n"

@@ -1,0 +1,152 @@
+"""`repro report`: a results folder -> a self-contained HTML page that holds every table and figure it
+promises, its Markdown twin, LaTeX that compiles, and honest summary numbers."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from repro.cli import main
+from repro.errors import ReproError
+from repro.paths import PROJECT_ROOT
+from repro.report.build import _latex_document, external_references
+from repro.report.decisions import DECISIONS
+from repro.report.inputs import load_inputs
+from repro.report.summary import TOLERANCES, comparisons, parse_tolerances, summarise
+from repro.results.collect import frame, write_results
+from repro.results.tables import render_latex
+from repro.specs import tables
+
+FAST = ["--profile", "smoke", "--no-estimate", "--set", "optim.iters_per_epoch=10"]
+FIGURES = ("crops", "compact_lr", "curves", "frontier", "seed_spread")
+
+
+@pytest.fixture(scope="module")
+def quickstart(tmp_path_factory) -> Path:
+    """A smoke quickstart (trained, evaluated, tabulated) and its report, as the README's main job."""
+    out = tmp_path_factory.mktemp("report") / "qs"
+    assert main(["quickstart", "--out", str(out), *FAST]) == 0
+    return out
+
+
+@pytest.mark.slow
+def test_report_holds_every_table_and_figure_and_nothing_outside(quickstart):
+    html = (quickstart / "report" / "report.html").read_text()
+    assert external_references(html) == []
+    assert not re.search(r"""(src|href)=["'](?!data:|#)""", html)
+    inputs = load_inputs(quickstart)
+    for table in inputs.tables:
+        assert f'<section id="{table.name}">' in html and table.title in html
+    for section in ("summary", "complexity", "figures", "findings", "settings", "provenance"):
+        assert f'<section id="{section}">' in html
+    for key in FIGURES:
+        block = html.split(f'<figure id="fig-{key}">', 1)[1].split("</figure>", 1)[0]
+        assert 'src="data:image/png;base64,' in block or "Not drawn: " in block, key
+    # what was drawn for the quickstart: the crops of its test photos and the training curves
+    for key in ("crops", "curves"):
+        block = html.split(f'<figure id="fig-{key}">', 1)[1].split("</figure>")[0]
+        assert 'src="data:image/png;base64,' in block
+    for run in inputs.runs:  # provenance: every run with its wall time
+        assert run in html
+    md = (quickstart / "report" / "report.md").read_text()
+    assert "## Summary" in md and "## Quickstart" in md and "figures/crops.png" in md
+    assert (quickstart / "report" / "figures" / "crops.pdf").exists()
+    assert (quickstart / "report" / "latex" / "quickstart.tex").exists()
+
+
+@pytest.mark.slow
+def test_report_again_from_the_folder_alone(quickstart, tmp_path, capsys):
+    """`repro report` rebuilds it from the folder (moved elsewhere: nothing outside it is read)."""
+    moved = tmp_path / "moved"
+    shutil.copytree(quickstart, moved, ignore=shutil.ignore_patterns("report"))
+    assert main(["report", "--results", str(moved), "--no-figures"]) == 0
+    html = (moved / "report" / "report.html").read_text()
+    assert "Not the paper&#39;s protocol" in html or "Not the paper's protocol" in html
+    assert external_references(html) == []
+
+
+def test_external_references_are_found():
+    page = ('<html><head><link rel="stylesheet" href="style.css"><style>body{background:url(x.png)}'
+            '@import "y.css";</style></head><body><img src="a.png"><img src="data:image/png;base64,AA">'
+            '<a href="#top">top</a><a href="https://example.org">out</a>'
+            '<div style="background-image:url(\'http://e/z.png\')"></div></body></html>')
+    refs = external_references(page)
+    assert len(refs) == 6, refs
+    assert external_references('<img src="data:image/png;base64,AA"><a href="#x">x</a>') == []
+
+
+def test_missing_results_folder_names_the_fix(tmp_path, capsys):
+    assert main(["report", "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "results.csv" in err and "repro quickstart" in err
+
+
+def test_tolerances_parse_and_refuse_unknown_metrics():
+    assert parse_tolerances(["psnr=0.05"])["psnr"] == 0.05
+    with pytest.raises(ReproError, match="psnr, ssim"):
+        parse_tolerances(["lpips=0.1"])
+    with pytest.raises(ReproError, match="not a number"):
+        parse_tolerances(["psnr=abc"])
+
+
+def _results(tmp_path: Path, values: dict[str, float]) -> Path:
+    rows = [{"table": "table3", "row": row, "scale": 4, "dataset": "Set5", "metric": "psnr", "value": v,
+             "seed": 0, "run": "", "profile": "paper", "commit": "", "device": "cpu"}
+            for row, v in values.items()]
+    write_results(frame(rows), tmp_path)
+    return tmp_path
+
+
+def test_summary_counts_cells_within_tolerance(tmp_path):
+    # printed: recon_only 30.99, first_level 31.05, deep_supervision 31.07
+    inputs = load_inputs(_results(tmp_path, {"recon_only": 30.95, "first_level": 30.80}))
+    comps = comparisons(inputs, TOLERANCES)
+    s = summarise(inputs, comps)
+    assert (s.printed, s.measured, s.judged, s.within) == (3, 2, 2, 1)
+    assert [c.row for c in s.largest_misses] == ["first_level"]
+    assert s.paper_profile
+
+
+def test_spread_findings_need_several_seeds(tmp_path):
+    rows = [{"table": "table3", "row": "deep_supervision", "scale": 4, "dataset": "Set5", "metric": "psnr",
+             "value": v, "seed": i, "run": "", "profile": "paper", "commit": "", "device": "cpu"}
+            for i, v in enumerate((30.50, 30.52, 30.48))]
+    write_results(frame(rows), tmp_path)
+    plan = {"profile": "paper", "seeds": 3, "cells": [{"table": "table3"}], "runs": []}
+    (tmp_path / "plan.json").write_text(pd.Series(plan).to_json())
+    inputs = load_inputs(tmp_path)
+    comps = comparisons(inputs)
+    deep = next(c for c in comps if c.row == "deep_supervision")
+    assert deep.n == 3 and deep.beyond_spread  # 0.57 dB below, std 0.02
+
+
+def test_open_decisions_agree_with_the_protocol_document():
+    text = (PROJECT_ROOT / "docs" / "protocol.md").read_text().split("## Open decisions", 1)[1]
+    for d in DECISIONS:
+        if d.setting and d.setting.split(".")[0] in ("optim", "loss", "model", "data"):
+            assert f"`{d.setting}`" in text, d.setting
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no pdflatex (Debian texlive-latex-base)")
+def test_latex_tables_compile(quickstart, tmp_path):
+    if subprocess.run(["kpsewhich", "ulem.sty"], capture_output=True, text=True).stdout.strip() == "":
+        pytest.skip("no ulem.sty (Debian texlive-plain-generic)")
+    latex = quickstart / "report" / "latex"
+    work = tmp_path / "latex"
+    shutil.copytree(latex, work)
+    # every table of the paper too (its labels, footnotes and claims), as a report of `all` writes them
+    names = [p.name for p in sorted(work.glob("*.tex")) if p.name != "tables.tex"]
+    for table in tables("all"):
+        (work / f"{table.name}.tex").write_text(render_latex(table, frame(), 1))
+        names.append(f"{table.name}.tex")
+    (work / "tables.tex").write_text(_latex_document(names))
+    run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "tables.tex"], cwd=work,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout[-2000:]
+    assert (work / "tables.pdf").stat().st_size > 1000
