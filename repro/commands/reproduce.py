@@ -7,6 +7,7 @@ Examples:
     repro reproduce table3 --profile smoke --out results/smoke
     repro reproduce table3 --profile paper --jobs 4              # 4 GPUs, one run each
     repro reproduce all --profile paper --launcher slurm --partition gpu --time 2880
+    repro reproduce all --profile smoke --eval-images 2 --eval-crop 96   # every step, in minutes
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--jobs", type=int, default=1, help="workers of the pool launcher (default 1)")
     p.add_argument("--data-root", help="data root (default $REPRO_DATA, else ~/.cache/dssd-repro/data)")
     p.add_argument("--no-report", action="store_true", help="do not write OUT/report/ (`repro report`)")
+    q = p.add_argument_group("quick checks (not the protocol: the report says so)")
+    q.add_argument("--eval-images", type=int, metavar="N",
+                   help="evaluate on the first N images of each test set only")
+    q.add_argument("--eval-crop", type=int, metavar="P",
+                   help="evaluate on the top-left P x P HR pixels of each image only")
     s = p.add_argument_group("slurm (with --launcher slurm)")
     s.add_argument("--partition", help="Slurm partition")
     s.add_argument("--time", type=int, default=4320, help="minutes per job (default 4320 = 3 days)")
@@ -56,7 +62,8 @@ def main(args: argparse.Namespace) -> int:
                              cpus_per_task=args.cpus_per_job, account=args.account)
     options = Options(profile=profile_for(args, tables), seeds=args.seeds, launcher=launcher, jobs=args.jobs,
                       data_root=args.data_root, estimate=not args.no_estimate, slurm=slurm,
-                      overrides=tuple(args.overrides))
+                      overrides=tuple(args.overrides), eval_images=args.eval_images,
+                      eval_crop=args.eval_crop)
     plan = carry_out(tables, args.out, options)
     tabulate(plan, args.out, data_root=args.data_root, device=training_device())
     if not args.no_report:

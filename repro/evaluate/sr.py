@@ -19,7 +19,7 @@ from torch import nn
 from tqdm import tqdm
 
 from repro.data.testsets import ImagePair, load_set
-from repro.errors import unknown_choice
+from repro.errors import ReproError, unknown_choice
 from repro.evaluate.metrics import psnr_y, ssim_y
 from repro.imaging import imresize, rgb_to_y, rgb_to_ycbcr, ycbcr_to_rgb
 from repro.runs.folder import load_model
@@ -57,13 +57,14 @@ def load_evaluator(run_dir: str | os.PathLike[str]) -> tuple[nn.Module, dict]:
 
 def evaluate_run_dir(run_dir: str | os.PathLike[str], sets: str | Sequence[str],
                      root: str | os.PathLike[str] | None = None, device: str | torch.device = "cpu",
-                     progress: bool = True) -> tuple[pd.DataFrame, dict]:
+                     progress: bool = True, max_images: int | None = None,
+                     crop: int | None = None) -> tuple[pd.DataFrame, dict]:
     """Per-image rows of a finished run on the named test sets (at its scale and channels), and its
     model record: what `repro evaluate` prints and what an orchestration keeps in the run folder."""
     net, record = load_evaluator(run_dir)
     in_channels = int(record["settings"].get("in_channels", 1))
     df = evaluate_model(net, sets, int(record["scale"]), root=root, in_channels=in_channels, device=device,
-                        progress=progress)
+                        progress=progress, max_images=max_images, crop=crop)
     return df, record
 
 
@@ -146,10 +147,29 @@ def evaluate_pairs(model: nn.Module, pairs: Iterable[ImagePair], dataset: str, s
     return pd.DataFrame(rows, columns=["dataset", "image", "scale", "psnr", "ssim"])
 
 
+def subset(pairs: Sequence[ImagePair], scale: int, max_images: int | None = None,
+           crop: int | None = None) -> list[ImagePair]:
+    """A quick check's share of a test set: its first `max_images` images, each cut to its top-left
+    `crop` x `crop` HR pixels (rounded down to a multiple of the scale) and the LR pixels under them.
+    Not the protocol: numbers measured so are for smoke checks, and are labelled as such."""
+    if max_images is not None and max_images < 1:
+        raise ReproError(f"--eval-images must be at least 1, got {max_images}")
+    if crop is not None and crop < 2 * scale + 8:
+        raise ReproError(f"--eval-crop {crop} is too small for x{scale} (the border of {scale} pixels is "
+                         f"cut before measuring): give at least {2 * scale + 8}")
+    out = list(pairs)[:max_images] if max_images else list(pairs)
+    if crop:
+        p = crop // scale * scale
+        out = [ImagePair(q.name, q.hr[:p, :p], q.lr[:p // scale, :p // scale]) for q in out]
+    return out
+
+
 def evaluate_model(model: nn.Module, sets: str | Sequence[str], scale: int,
                    root: str | os.PathLike[str] | None = None, in_channels: int = 1,
-                   device: str | torch.device = "cpu", progress: bool = True) -> pd.DataFrame:
-    """Per-image rows (dataset, image, scale, psnr, ssim) of `model` on the named test sets.
+                   device: str | torch.device = "cpu", progress: bool = True, max_images: int | None = None,
+                   crop: int | None = None) -> pd.DataFrame:
+    """Per-image rows (dataset, image, scale, psnr, ssim) of `model` on the named test sets (or on the
+    `subset` that `max_images` / `crop` ask for).
 
     The model is moved to `device` and put in eval mode for the measurement, then put back where
     it was (device and train/eval mode), so a training loop can call this between iterations.
@@ -158,8 +178,8 @@ def evaluate_model(model: nn.Module, sets: str | Sequence[str], scale: int,
     was_training, home = model.training, _device_of(model)
     model.to(device).eval()
     try:
-        frames = [evaluate_pairs(model, load_set(name, scale, root), name, scale, in_channels, device,
-                                 progress) for name in names]
+        frames = [evaluate_pairs(model, subset(load_set(name, scale, root), scale, max_images, crop), name,
+                                 scale, in_channels, device, progress) for name in names]
     finally:
         if home is not None:
             model.to(home)

@@ -30,6 +30,17 @@ class RunJob:
     data_root: str | None = None
     iterations: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    eval_images: int | None = None  # evaluate on the first N images of each set only (a quick check)
+    eval_crop: int | None = None  # ... and on their top-left P x P HR crop only
+
+
+def missing_sets(job: RunJob) -> list[str]:
+    """The sets of `job.datasets` not evaluated yet the way `job` asks (a subset evaluation does not
+    stand for a full one, nor the other way round)."""
+    done = read_evaluation(job.folder)
+    wanted = (job.eval_images, job.eval_crop)
+    return [d for d in job.datasets
+            if d not in done or (done[d].get("max_images"), done[d].get("crop")) != wanted]
 
 
 def evaluate_run(job: RunJob, device: str = "cpu") -> dict[str, dict[str, float]]:
@@ -37,13 +48,16 @@ def evaluate_run(job: RunJob, device: str = "cpu") -> dict[str, dict[str, float]
     from repro.evaluate.sr import evaluate_run_dir, summarise
 
     done = read_evaluation(job.folder)
-    missing = [d for d in job.datasets if d not in done]
+    missing = missing_sets(job)
     if not missing:
         return done
-    rows, _ = evaluate_run_dir(job.folder, missing, root=job.data_root, device=device, progress=False)
+    rows, _ = evaluate_run_dir(job.folder, missing, root=job.data_root, device=device, progress=False,
+                               max_images=job.eval_images, crop=job.eval_crop)
     means = summarise(rows)
     for r in means.itertuples():
-        done[str(r.dataset)] = {"psnr": float(r.psnr), "ssim": float(r.ssim), "images": int(r.images)}
+        done[str(r.dataset)] = {"psnr": float(r.psnr), "ssim": float(r.ssim), "images": int(r.images),
+                                **({"max_images": job.eval_images} if job.eval_images else {}),
+                                **({"crop": job.eval_crop} if job.eval_crop else {})}
     write_json(Path(job.folder) / EVALUATION, {"run": job.name, "hash": job.run_id, "sets": done})
     return done
 
@@ -57,7 +71,7 @@ def execute(job: RunJob, progress: bool | None = False) -> str:
         was_done = is_done(job.folder)
         cfg = from_dict(job.settings)
         train(cfg, out=job.folder, teacher_dir=job.teacher_folder, data_root=job.data_root, progress=progress)
-        evaluated = bool(job.datasets) and set(job.datasets) - set(read_evaluation(job.folder))
+        evaluated = bool(missing_sets(job))
         if job.datasets:
             device = training_device() if cfg.run.device == "auto" else cfg.run.device
             evaluate_run(job, device)

@@ -36,6 +36,8 @@ class Options:
     estimate: bool = True  # time the steps of what is missing and print the cost before training
     overrides: tuple[str, ...] = ()  # `--set key=value` for every run
     slurm: SlurmOptions | None = None
+    eval_images: int | None = None  # a quick check: the first N images of each test set only
+    eval_crop: int | None = None  # ... and their top-left P x P HR crop only
 
 
 def datasets_of(plan: Plan, run: PlannedRun) -> tuple[str, ...]:
@@ -48,7 +50,8 @@ def datasets_of(plan: Plan, run: PlannedRun) -> tuple[str, ...]:
     return tuple(sets)
 
 
-def jobs_of(plan: Plan, out: Path, data_root: str | None) -> list[RunJob]:
+def jobs_of(plan: Plan, out: Path, data_root: str | None, eval_images: int | None = None,
+            eval_crop: int | None = None) -> list[RunJob]:
     """The plan's runs as launchable jobs, teachers first."""
     jobs = []
     for run in plan.ordered():
@@ -56,7 +59,8 @@ def jobs_of(plan: Plan, out: Path, data_root: str | None) -> list[RunJob]:
             run_id=run.id, name=run.name, folder=str(run.folder(out)), settings=run.cfg.to_dict(),
             teacher_id=run.teacher.id if run.teacher else None,
             teacher_folder=str(run.teacher.folder(out)) if run.teacher else None,
-            datasets=datasets_of(plan, run), data_root=data_root, iterations=run.cfg.optim.iterations))
+            datasets=datasets_of(plan, run), data_root=data_root, iterations=run.cfg.optim.iterations,
+            eval_images=eval_images, eval_crop=eval_crop))
     return jobs
 
 
@@ -112,6 +116,6 @@ def carry_out(tables: list[TableSpec], out: str | os.PathLike[str], options: Opt
         cost = estimate(plan, out, training_device(), progress=log)
     log(describe(plan, out, cost))
     ensure_data(required_data(plan), options.data_root, log)
-    launch(jobs_of(plan, out, options.data_root), options.launcher, jobs_n=options.jobs, slurm=options.slurm,
-           log=log)
+    jobs = jobs_of(plan, out, options.data_root, options.eval_images, options.eval_crop)
+    launch(jobs, options.launcher, jobs_n=options.jobs, slurm=options.slurm, log=log)
     return plan

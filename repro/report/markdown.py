@@ -31,7 +31,10 @@ def render_report_markdown(ctx: dict[str, Any], inputs: ReportInputs) -> str:
            f"Profile **{s.profile}**, {s.seeds} seed(s), {ctx['hardware']}. Built {ctx['built']} by "
            f"`repro report`, commit {ctx['commit']}.", ""]
     out += ["## Summary", ""]
-    if not s.paper_profile:
+    if s.subset:
+        out += [f"> **Evaluated on part of each test set.** A quick check measured {s.subset} only: no cell "
+                "here is a test-set mean of the protocol.", ""]
+    if s.profile not in ("paper", "pisr_code"):
         out += [f"> **Not the paper's protocol.** These results come from the `{s.profile}` profile "
                 f"({ctx['profile_note']}). They check that every step runs; their differences from the "
                 "printed numbers say nothing about the paper.", ""]

@@ -111,6 +111,22 @@ class Summary:
     seeds: int
     hardware: list[str]
     commits: list[str]
+    subset: str | None = None  # how a quick check cut the test sets (`--eval-images`, `--eval-crop`)
+
+
+def evaluation_subset(inputs: ReportInputs) -> str | None:
+    """How the runs' evaluations were cut short, in words; None when every set was measured whole."""
+    limits, crops = set(), set()
+    for run in inputs.runs.values():
+        for entry in ((run.evaluation or {}).get("sets") or {}).values():
+            limits.add(entry.get("max_images"))
+            crops.add(entry.get("crop"))
+    parts = []
+    if limits - {None}:
+        parts.append(f"the first {', '.join(str(n) for n in sorted(limits - {None}))} image(s) of each set")
+    if crops - {None}:
+        parts.append(f"their top-left {', '.join(str(c) for c in sorted(crops - {None}))} px HR crop")
+    return " and ".join(parts) or None
 
 
 def summarise(inputs: ReportInputs, comps: list[Comparison], top: int = 5) -> Summary:
@@ -123,11 +139,12 @@ def summarise(inputs: ReportInputs, comps: list[Comparison], top: int = 5) -> Su
         hardware = [h for h in hardware if h != "cpu"]
     commits = sorted({c for c in df["commit"] if c}) if len(df) else []
     profile = inputs.profile
+    subset = evaluation_subset(inputs)
     return Summary(printed=len(comps), measured=len(measured), judged=len(judged),
                    within=sum(bool(c.within) for c in judged), not_judged=len(measured) - len(judged),
                    largest_misses=misses[:top], profile=profile,
-                   paper_profile=all(p in PAPER_PROFILES for p in profile.split(", ")), seeds=inputs.seeds,
-                   hardware=hardware, commits=commits)
+                   paper_profile=all(p in PAPER_PROFILES for p in profile.split(", ")) and subset is None,
+                   seeds=inputs.seeds, hardware=hardware, commits=commits, subset=subset)
 
 
 def beyond_spread(comps: list[Comparison]) -> list[Comparison]:
