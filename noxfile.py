@@ -1,5 +1,5 @@
-"""Sessions: quickstart (the README's main job), tests, lint, bench, reproduce_<table> for every table of
-the paper (and reproduce_all), reproduce_bicubic.
+"""Sessions: quickstart (the README's main job), tests, lint, bench, report, reproduce_<table> for every
+table of the paper (and reproduce_all), reproduce_bicubic, regression (smoke numbers against tests/golden/).
 
 Every session installs the suite editable with the CPU torch pinned for CI (torch==2.13.0), so a fresh
 machine needs only Python 3.11 and `pip install nox`.
@@ -8,8 +8,13 @@ machine needs only Python 3.11 and `pip install nox`.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
 
 import nox
+import nox.command
 
 nox.options.sessions = ["tests", "lint"]
 nox.options.reuse_existing_virtualenvs = True
@@ -59,6 +64,15 @@ def reproduce_bicubic(session: nox.Session) -> None:
     session.run("repro", "bicubic", "--json", "results/bicubic.json", *session.posargs)
 
 
+@nox.session(python="3.11")
+def report(session: nox.Session) -> None:
+    """`repro report` of a results folder: `nox -s report -- --results DIR` (default: the quickstart's,
+    runs/quickstart); writes DIR/report/report.html, report.md, latex/ and figures/."""
+    _install(session)
+    args = session.posargs or ["--results", "runs/quickstart"]
+    session.run("repro", "report", *args)
+
+
 def _reproduce_session(table: str):
     def session_fn(session: nox.Session) -> None:
         _install(session)
@@ -71,3 +85,67 @@ def _reproduce_session(table: str):
 
 for _table in ("table1", "table2", "table3", "table4", "appendix1", "all"):
     globals()[f"reproduce_{_table}"] = _reproduce_session(_table)
+
+
+# ---------------------------------------------------------------- regression
+# The smoke tables CI reproduces: table1-3 train FSRCNN-sized networks and evaluate on Set5 only (measured
+# ~28 s, ~49 s and ~26 s on one core); table4 and appendix1 train and evaluate VDSR/IDN/DRCN/DRRN on a CPU
+# (a smoke `reproduce all` takes well over half an hour, even with --eval-images/--eval-crop), far over
+# CI's budget. The measured times are in tests/golden/smoke.json's header.
+REGRESSION_TABLES = ("table1", "table2", "table3")
+SMOKE_GOLDEN = "tests/golden/smoke.json"
+BICUBIC_GOLDEN = "tests/golden/bicubic_paper.json"
+_BENCHMARK_STATUS = ("from repro.data.manifests import get_manifest; from repro.data.verify import "
+                     "folder_status; from repro.paths import data_root; r = data_root(); "
+                     "print(folder_status(get_manifest('benchmark'), r), r)")  # as `repro data list` checks
+
+
+@nox.session(python="3.11")
+def regression(session: nox.Session) -> None:
+    """Smoke-profile table1-3 and the Bicubic row, checked against tests/golden/ with `repro regression`
+    (skipped without the benchmark images); `-- --update-golden` rewrites the smoke values of
+    tests/golden/smoke.json and prints what changed."""
+    unknown = [a for a in session.posargs if a != "--update-golden"]
+    if unknown:
+        session.error(f"unknown arguments {' '.join(unknown)}; the only one is --update-golden")
+    update = ["--update-golden"] if "--update-golden" in session.posargs else []
+    _install(session)
+    found = session.run("python", "-c", _BENCHMARK_STATUS, silent=True)
+    if not isinstance(found, str):  # `nox --install-only`: nothing runs
+        return
+    status, _, root = found.strip().splitlines()[-1].partition(" ")
+    if status != "present":
+        why = f"the benchmark images are {status} under {root}"
+        fix = "fetch them with `repro data fetch benchmark` or set REPRO_DATA to the folder holding benchmark"
+        if os.environ.get("REPRO_DATA"):  # pointed somewhere on purpose: a wrong folder is an error
+            session.error(f"{why} (REPRO_DATA); {fix}")
+        session.skip(f"{why}; {fix}")
+    start = time.monotonic()
+    out = Path(session.create_tmp()).resolve() / "regression"
+    shutil.rmtree(out, ignore_errors=True)  # fresh: run folders left from before would be reused, not trained
+    results = []
+    for table in REGRESSION_TABLES:  # a folder each: `reproduce` writes results.csv for its own table only
+        # --no-report: the report is written below, after the verdict, so that it cannot hide it
+        session.run("repro", "reproduce", table, "--profile", "smoke", "--out", str(out / table),
+                    "--no-estimate", "--no-report")
+        results += ["--results", str(out / table)]
+    if "appendix1" not in REGRESSION_TABLES:  # else its results.csv holds the Bicubic row already
+        session.run("repro", "bicubic", "--json", str(out / "bicubic.json"), "--no-progress")
+        results += ["--results", str(out / "bicubic.json")]
+    failed = False
+    try:
+        session.run("repro", "regression", *results, "--golden", SMOKE_GOLDEN, "--golden", BICUBIC_GOLDEN,
+                    *update)
+    except nox.command.CommandFailed:
+        failed = True  # the report below still runs, to help read the misses
+    # `repro report` was written beside this session: call it only where the command exists, so that the
+    # session also works on a checkout without it.
+    repro = shutil.which("repro", path=session.bin)
+    if repro and subprocess.run([repro, "report", "--help"], capture_output=True).returncode == 0:
+        for table in REGRESSION_TABLES:
+            session.run("repro", "report", "--results", str(out / table))
+    else:
+        session.log("`repro report` not available yet: no report")
+    session.log(f"regression: {time.monotonic() - start:.0f} s after install; results in {out}")
+    if failed:
+        session.error("regression failed: golden cells outside tolerance or not measured (listed above)")

@@ -9,6 +9,15 @@ from pathlib import Path
 from typing import IO
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()  # what open() would give: mkstemp's 0600 would hide results from colleagues
+
+
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
     """Call `write(fh)` on a temp file in the target folder, fsync it, then rename it over `path`."""
     path = Path(path)
@@ -19,6 +28,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

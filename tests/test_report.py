@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 
 from repro.cli import main
 from repro.errors import ReproError
+from repro.io_utils import FILE_MODE
 from repro.paths import PROJECT_ROOT
 from repro.report.build import _latex_document, external_references
 from repro.report.decisions import DECISIONS
@@ -37,6 +39,7 @@ def quickstart(tmp_path_factory) -> Path:
 @pytest.mark.slow
 def test_report_holds_every_table_and_figure_and_nothing_outside(quickstart):
     html = (quickstart / "report" / "report.html").read_text()
+    assert stat.S_IMODE((quickstart / "report" / "report.html").stat().st_mode) == FILE_MODE  # shareable
     assert external_references(html) == []
     assert not re.search(r"""(src|href)=["'](?!data:|#)""", html)
     inputs = load_inputs(quickstart)

@@ -134,9 +134,9 @@ def summarise(inputs: ReportInputs, comps: list[Comparison], top: int = 5) -> Su
     judged = [c for c in measured if c.within is not None]
     misses = sorted((c for c in judged if not c.within), key=lambda c: -c.misses_by)
     df = inputs.results
-    hardware = sorted({d for d in df["device"] if d}) if len(df) else []
-    if any(h.startswith("cpu:") for h in hardware):  # the Bicubic rows say only "cpu"
-        hardware = [h for h in hardware if h != "cpu"]
+    # where the runs trained and were evaluated (Bicubic and complexity rows name their own device)
+    trained = df[df["run"] != ""] if len(df) else df
+    hardware = sorted({d for d in (trained if len(trained) else df)["device"] if d}) if len(df) else []
     commits = sorted({c for c in df["commit"] if c}) if len(df) else []
     profile = inputs.profile
     subset = evaluation_subset(inputs)
