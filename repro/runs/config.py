@@ -28,6 +28,10 @@ LEVELS = ("deep", "first_level", "none")
 SCHEDULES = ("cosine", "constant")
 VID_DENSITIES = ("laplace", "gaussian")
 RUNTIME = {"identity": False}  # field metadata: does not change the trained weights, not hashed
+# field metadata for a setting added after runs existed: hashed only when it differs from its default, so
+# the runs trained before it keep their hash
+HASHED_IF_SET = {"identity": "unless_default"}
+COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")  # run.compile: torch.compile's mode
 # model settings that come from a config field rather than `model.settings`
 _FROM_FIELDS = {"in_channels": "data.in_channels", "shared_prelu": "model.shared_prelu"}
 
@@ -49,6 +53,9 @@ class DataConfig:
     augment: bool = True  # random horizontal flip and 90-degree rotations
     in_channels: int = 1  # 1 = Y channel
     num_workers: int = field(default=2, metadata=RUNTIME)
+    # keep the decoded training set on the training device and cut patches there (same patches, no
+    # worker processes, no host-to-device copy per step)
+    on_device: bool = field(default=False, metadata=RUNTIME)
 
 
 @dataclass
@@ -99,10 +106,16 @@ class RunConfig:
     deterministic: bool = True  # torch.use_deterministic_algorithms (warn only) and seeded everything
     amp: bool = False  # CUDA only: bfloat16 autocast
     channels_last: bool = False  # CUDA only
+    compile: str = field(default="off", metadata=HASHED_IF_SET)  # torch.compile mode (COMPILE_MODES)
     device: str = field(default="auto", metadata=RUNTIME)  # auto = cuda if available else cpu
     threads: int = field(default=0, metadata=RUNTIME)  # CPU threads for torch; 0 = torch's default
     checkpoint_every: int = field(default=1000, metadata=RUNTIME)
     log_every: int = field(default=100, metadata=RUNTIME)
+
+
+def _hashed(f: dataclasses.Field, value: Any) -> bool:
+    identity = f.metadata.get("identity", True)
+    return identity is True or (identity == "unless_default" and value != f.default)
 
 
 @dataclass
@@ -125,11 +138,8 @@ class TrainConfig:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if dataclasses.is_dataclass(value):
-                out[f.name] = {
-                    g.name: getattr(value, g.name)
-                    for g in dataclasses.fields(value)
-                    if g.metadata.get("identity", True)
-                }
+                out[f.name] = {g.name: getattr(value, g.name) for g in dataclasses.fields(value)
+                               if _hashed(g, getattr(value, g.name))}
         return out
 
     def hash(self) -> str:
@@ -345,6 +355,8 @@ def check(cfg: TrainConfig) -> None:
         raise unknown_choice("loss.vid_density", cfg.loss.vid_density, VID_DENSITIES)
     if cfg.optim.schedule not in SCHEDULES:
         raise unknown_choice("optim.schedule", cfg.optim.schedule, SCHEDULES)
+    if cfg.run.compile not in COMPILE_MODES:
+        raise unknown_choice("run.compile", cfg.run.compile, COMPILE_MODES)
     if cfg.data.scale not in SCALES:
         raise unknown_choice("scale", cfg.data.scale, SCALES)
     if cfg.data.hr_patch % cfg.data.scale:
