@@ -201,12 +201,12 @@ def _claims() -> list[dict[str, str]]:
                      f"cells say otherwise: {cells}.{tie_text}"}]
 
 
-def render(rows: list[dict]) -> dict[str, str]:
-    """The Markdown and LaTeX documents (file name -> text)."""
+def render(rows: list[dict], found: list[dict[str, str]] | None = None) -> dict[str, str]:
+    """The Markdown and LaTeX documents (file name -> text); `found`: the findings, if already made."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=False,
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters["latex"] = _latex
-    context = {"rows": table_rows(rows), "findings": findings(rows),
+    context = {"rows": table_rows(rows), "findings": findings(rows) if found is None else found,
                "environment": rows[0]["environment"] if rows else {},
                "rounding": sorted({r["lr_rounding"] for r in rows})}
     return {name: env.get_template(f"{name}.j2").render(**context)

@@ -134,8 +134,8 @@ def _table_context(table, inputs: ReportInputs, tolerances: Mapping[str, float])
             "rule": f"Rule: {SPREAD_RULE}." if inputs.seeds > 1 and claims else ""}
 
 
-def _complexity_context(inputs: ReportInputs) -> dict[str, Any]:
-    rows = [e for e in inputs.complexity.values() if isinstance(e, dict) and e.get("params") is not None]
+def _complexity_context(inputs: ReportInputs, paper: list[findings.Finding]) -> dict[str, Any]:
+    rows = findings.complexity_rows(inputs)
     if not rows:
         return {"rows": [], "missing": "No complexity was measured for these results: Appendix Table I "
                                        "(`repro reproduce appendix1`) measures it."}
@@ -156,7 +156,7 @@ def _complexity_context(inputs: ReportInputs) -> dict[str, Any]:
               + (f"; GPU {env['gpu']}" if env.get("gpu") else "; no GPU runtime measured") + ". "
               "The printed runtimes name a Titan RTX.")
     return {"rows": [[r[k] for k in keys] for r in display], "header": header, "legend": legend,
-            "findings": [f for f in findings.paper_findings(inputs) if f.source == "measured complexity"]}
+            "findings": [f for f in paper if f.source == "measured complexity"]}
 
 
 def _profile_note(profile: str) -> str:
@@ -189,6 +189,8 @@ def context(inputs: ReportInputs, figs: list, folder: Path,
             tolerances: Mapping[str, float] = summary.TOLERANCES) -> dict[str, Any]:
     """Everything the HTML and Markdown templates show."""
     comps = summary.comparisons(inputs, tolerances)
+    found = findings.complexity_findings(inputs)
+    paper = findings.paper_findings(inputs, found)
     s = summary.summarise(inputs, comps)
     spread = [{"where": c.where, "printed": _fmt(c.printed, c.metric),
                "measured": f"{_fmt(c.measured, c.metric)} ± {_fmt(c.std, c.metric)}, n={c.n}",
@@ -217,8 +219,8 @@ def context(inputs: ReportInputs, figs: list, folder: Path,
                         "judged cells). Rerun with `--seeds 3` to see which differences stand."),
         "tables": [_table_context(t, inputs, tolerances) for t in inputs.tables],
         "tables_with_printed": any(has_printed(t) for t in inputs.tables),
-        "complexity": _complexity_context(inputs), "figures": _figure_context(figs, folder),
-        "paper_findings": findings.paper_findings(inputs), "decisions": decisions.settings_in_force(inputs),
+        "complexity": _complexity_context(inputs, paper), "figures": _figure_context(figs, folder),
+        "paper_findings": paper, "complexity_found": found, "decisions": decisions.settings_in_force(inputs),
         "readings": decisions.reading(inputs), "environment": provenance.environments(inputs),
         "datasets": provenance.datasets(inputs), "runs": runs,
         "total_time": f"{total:,.0f} s ({total / 3600:.2f} h) over {len(runs)} runs",
@@ -255,12 +257,12 @@ def build_report(results: str | os.PathLike[str], out: str | os.PathLike[str] | 
     for table in inputs.tables:
         paths[f"latex:{table.name}"] = atomic_write_text(latex / f"{table.name}.tex",
                                                          render_latex(table, inputs.results, inputs.seeds))
-    rows = [e for e in inputs.complexity.values() if isinstance(e, dict) and e.get("params") is not None]
+    rows = findings.complexity_rows(inputs)
     if rows:
         from repro.complexity.table import render
 
         paths["latex:complexity"] = atomic_write_text(latex / "complexity.tex",
-                                                      render(rows)["complexity.tex"])
+                                                      render(rows, ctx["complexity_found"])["complexity.tex"])
     paths["latex:document"] = atomic_write_text(latex / "tables.tex", _latex_document(
         [p.name for k, p in paths.items() if k.startswith("latex:")]))
     paths["comparison"] = atomic_write_text(folder / COMPARISON,

@@ -64,22 +64,33 @@ def _published_notes() -> list[Finding]:
     return out
 
 
-def _complexity_findings(inputs: ReportInputs) -> list[Finding]:
-    rows = [e for e in inputs.complexity.values() if isinstance(e, dict) and e.get("params") is not None]
+def complexity_rows(inputs: ReportInputs) -> list[dict[str, Any]]:
+    """The complexity records of the results (a network that could not be measured left out)."""
+    return [e for e in inputs.complexity.values() if isinstance(e, dict) and e.get("params") is not None]
+
+
+def complexity_findings(inputs: ReportInputs) -> list[dict[str, str]]:
+    """`repro complexity`'s findings for these results (measuring some variants: a few seconds)."""
+    rows = complexity_rows(inputs)
     if not rows:
         return []
     from repro.complexity.table import findings
 
+    return findings(rows)
+
+
+def _complexity_findings(found: list[dict[str, str]]) -> list[Finding]:
     # the "DSSD beats PISR at every scale" claim is in discrepancies.toml, with its measured cells
-    return [Finding(topic=f["topic"], text=f["text"], source="measured complexity") for f in findings(rows)
+    return [Finding(topic=f["topic"], text=f["text"], source="measured complexity") for f in found
             if not f["topic"].startswith("claim:")]
 
 
-def paper_findings(inputs: ReportInputs) -> list[Finding]:
-    """Every known discrepancy of the paper, with the measured figures the results hold."""
+def paper_findings(inputs: ReportInputs, found: list[dict[str, str]] | None = None) -> list[Finding]:
+    """Every known discrepancy of the paper, with the measured figures the results hold (`found`: the
+    complexity findings, if already made)."""
     out = [Finding(topic=d["topic"], text=" ".join(d["text"].split()), source="paper",
                    cells=_cell_values(inputs, d.get("cells", [])))
            for d in _discrepancies()]
-    out += _complexity_findings(inputs)
+    out += _complexity_findings(complexity_findings(inputs) if found is None else found)
     out += _published_notes()
     return out
