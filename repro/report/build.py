@@ -224,6 +224,8 @@ def context(inputs: ReportInputs, figs: list, folder: Path,
         "readings": decisions.reading(inputs), "environment": provenance.environments(inputs),
         "datasets": provenance.datasets(inputs), "runs": runs,
         "total_time": f"{total:,.0f} s ({total / 3600:.2f} h) over {len(runs)} runs",
+        "total_short": f"{total / 60:,.1f} min" if total < 7200 else f"{total / 3600:,.1f} h",
+        "measured_cells": int((inputs.results["run"] != "").sum()) if len(inputs.results) else 0,
         "comparisons": comps,
     }
 

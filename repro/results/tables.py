@@ -222,6 +222,8 @@ def provenance_line(table: TableSpec, results: pd.DataFrame, seeds: int) -> str:
     profiles = sorted({p for p in mine["profile"] if p}) if not mine.empty else []
     commits = sorted({c for c in mine["commit"] if c}) if not mine.empty else []
     devices = sorted({d for d in mine["device"] if d}) if not mine.empty else []
+    if any(d.startswith("cpu:") for d in devices):  # the Bicubic rows name only "cpu"
+        devices = [d for d in devices if d != "cpu"]
     parts = [f"profile {', '.join(profiles) or '-'}",
              f"{seeds} seed{'s' if seeds > 1 else ''}" + (" (mean ± standard deviation over seeds)"
                                                           if seeds > 1 else ""),
