@@ -243,3 +243,24 @@ def test_cuda_batches_match_the_host_path_without_syncing(sample):
                 if channels == 3:
                     assert torch.equal(x, y)
                 assert _ulps(x.numpy(), y.numpy()).max() <= 2
+
+
+@pytest.mark.slow
+def test_training_on_device_gives_the_same_weights(tmp_path):
+    """`data.on_device=true` through the engine: a student (whose batches carry the bicubic levels its
+    teacher reads) trains to bit-identical weights on the CPU device. Resuming is covered batch by batch
+    above (`start_iteration`)."""
+    from repro.cli import main
+
+    fast = ["--profile", "smoke", "--no-progress", "--set", "optim.iters_per_epoch=10"]
+    teacher = tmp_path / "teacher"
+    assert main(["train", "teacher", "--model", "dssd_teacher", "--out", str(teacher), *fast]) == 0
+    weights = {}
+    for on in ("false", "true"):
+        out = tmp_path / f"student-{on}"
+        args = ["train", "student", "--teacher", str(teacher), "--out", str(out), *fast,
+                "--set", f"data.on_device={on}"]
+        assert main(args) == 0
+        weights[on] = torch.load(out / "model.pt", weights_only=False)["state_dict"]
+    assert weights["true"].keys() == weights["false"].keys()
+    assert all(torch.equal(weights["true"][k], weights["false"][k]) for k in weights["true"])

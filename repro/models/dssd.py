@@ -21,6 +21,7 @@ from repro.models.registry import register_model
 from repro.models.teachers import (
     StridedEncoder,
     TeacherOutput,
+    backbone_features,
     build_backbone,
     check_hr_size,
 )
@@ -160,15 +161,27 @@ class DSSDTeacher(nn.Module):
         """The teacher's pass on HR. `bicubic`: the batch's MATLAB-bicubic levels of HR (finest first,
         LR last); a `bicubic` downsampler then uses them as they are, so that it sees exactly the
         student's input (the LR file), not a float re-resize of HR."""
+        compact = self._compact(hr, bicubic)
+        sr, feat = self.backbone.forward_with_features(compact[-1])  # Eq. 3
+        return TeacherOutput(sr=sr, compact=compact, degraded=self.degrade(sr), features=feat)
+
+    def features(self, hr: torch.Tensor, bicubic: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """`forward(hr, bicubic).features` alone, for a student's VID target: the backbone's upsampler
+        and the SDM on the HR-size SR (the bulk of a teacher pass) are not run."""
+        return backbone_features(self.backbone, self._compact(hr, bicubic, last_only=True)[-1])
+
+    def _compact(self, hr: torch.Tensor, bicubic: list[torch.Tensor] | None,
+                 last_only: bool = False) -> list[torch.Tensor]:
+        """The compact images (Eq. 1-2); `last_only`: a bicubic downsampler makes only the LR level
+        (each level is resized straight from HR, so the LR level is the same either way)."""
         check_hr_size(hr, self.scale)
         if self.downsampler == "bicubic" and bicubic is not None:
             if len(bicubic) != len(self.factors):
                 raise ValueError(f"expected {len(self.factors)} bicubic levels, got {len(bicubic)}")
-            compact = list(bicubic)
-        else:
-            compact = self.downsample(hr)
-        sr, feat = self.backbone.forward_with_features(compact[-1])  # Eq. 3
-        return TeacherOutput(sr=sr, compact=compact, degraded=self.degrade(sr), features=feat)
+            return list(bicubic)
+        if self.downsampler == "bicubic" and last_only:
+            return bicubic_levels(hr, self.factors[-1:])
+        return self.downsample(hr)
 
     def sees_lr(self) -> bool:
         """Whether the backbone's input is the bicubic LR image itself (Table 1 `bicubic` row): such a

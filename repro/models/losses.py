@@ -9,9 +9,17 @@ Level pairing: `targets` has one entry per level, finest first. A teacher's `com
 lists may hold only the LAST levels (PISR's encoder and the `cnn` degradation with
 `cnn_first_level=False` produce only the LR level): lists are aligned at their coarsest end, so
 `z_fre_2` is always the 1/4 level at x4 and `z_fre_1` the 1/2 level (the only level at x2, x3).
+
+Each loss comes twice: `*_terms` returns its log terms as detached scalar tensors (what training uses:
+reading a number to the host waits for the device, so the engine reads them only when it logs), and
+`*_loss` the same terms as floats (one host read), for code that wants numbers at once.
 """
 
 from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import ParamSpec
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +30,8 @@ from repro.models.teachers import TeacherOutput
 # Table 3: "deep" = every level, "first_level" = only the 1/2-scale terms, "none" = L_recon only.
 # "recon_only" is the Table 3 row name for "none".
 LEVELS = ("deep", "first_level", "none", "recon_only")
+Terms = dict[str, torch.Tensor]  # log name -> detached scalar tensor, on the loss's device
+P = ParamSpec("P")
 
 
 def _l1(x: torch.Tensor, y: torch.Tensor, what: str) -> torch.Tensor:
@@ -30,8 +40,12 @@ def _l1(x: torch.Tensor, y: torch.Tensor, what: str) -> torch.Tensor:
     return F.l1_loss(x, y)
 
 
-def _floats(terms: dict[str, torch.Tensor]) -> dict[str, float]:
-    """Scalar tensors to floats for logging, with one device sync instead of one per term."""
+def _detached(terms: Terms) -> Terms:
+    return {k: t.detach() for k, t in terms.items()}
+
+
+def to_floats(terms: Terms) -> dict[str, float]:
+    """Scalar tensors to floats (each as float32, as logged), with one device sync instead of one per term."""
     values = torch.stack([t.detach().float().reshape(()) for t in terms.values()]).tolist()
     return dict(zip(terms, values, strict=True))
 
@@ -73,43 +87,43 @@ def deep_supervision_losses(
     return terms
 
 
-def teacher_loss(
+def teacher_terms(
     out: TeacherOutput,
     hr: torch.Tensor,
     targets: list[torch.Tensor],
     levels: str = "deep",
     fre_weight: float = 1e-4,
     deg_weight: float = 1e-4,
-) -> tuple[torch.Tensor, dict[str, float]]:
+) -> tuple[torch.Tensor, Terms]:
     """Eq. 13 for a DSSD teacher: (total, log) where log holds `recon`, the raw z terms and `total`."""
     recon = reconstruction_loss(out.sr, hr)
     raw = deep_supervision_losses(out, targets, levels=levels, weight=1.0)
     total = recon
     for key, z in raw.items():
         total = total + (fre_weight if key.startswith("z_fre") else deg_weight) * z
-    return total, _floats({"recon": recon, **raw, "total": total})
+    return total, _detached({"recon": recon, **raw, "total": total})
 
 
-def pisr_teacher_loss(
+def pisr_teacher_terms(
     out: TeacherOutput,
     hr: torch.Tensor,
     targets: list[torch.Tensor] | torch.Tensor,
     weight: float = 1e-4,
-) -> tuple[torch.Tensor, dict[str, float]]:
+) -> tuple[torch.Tensor, Terms]:
     """PISR: L1(SR, HR) + weight L1(encoder output, LR); `targets` is the level list (LR last) or LR."""
     lr = targets[-1] if isinstance(targets, list | tuple) else targets
     recon = reconstruction_loss(out.sr, hr)
     z_enc = _l1(out.compact[-1], lr, "PISR encoder loss (encoder output vs LR)")
     total = recon + weight * z_enc
-    return total, _floats({"recon": recon, "z_enc": z_enc, "total": total})
+    return total, _detached({"recon": recon, "z_enc": z_enc, "total": total})
 
 
-def student_loss(
+def student_terms(
     sr: torch.Tensor,
     hr: torch.Tensor,
     vid_term: torch.Tensor | None = None,
     vid_weight: float = 1e-6,
-) -> tuple[torch.Tensor, dict[str, float]]:
+) -> tuple[torch.Tensor, Terms]:
     """Eq. 16: L1(SR, HR) + vid_weight * VID; `vid_term=None` trains without distillation (the `*` rows)."""
     recon = reconstruction_loss(sr, hr)
     total = recon if vid_term is None else recon + vid_weight * vid_term
@@ -118,4 +132,21 @@ def student_loss(
         if vid_term is None
         else {"recon": recon, "vid": vid_term, "total": total}
     )
-    return total, _floats(terms)
+    return total, _detached(terms)
+
+
+def _with_floats(terms_fn: Callable[P, tuple[torch.Tensor, Terms]], name: str
+                 ) -> Callable[P, tuple[torch.Tensor, dict[str, float]]]:
+    """`terms_fn` with its log read to the host as floats (one sync): the same arguments, the same total."""
+    @functools.wraps(terms_fn)
+    def loss(*args: P.args, **kwargs: P.kwargs) -> tuple[torch.Tensor, dict[str, float]]:
+        total, terms = terms_fn(*args, **kwargs)
+        return total, to_floats(terms)
+
+    loss.__name__ = loss.__qualname__ = name
+    return loss
+
+
+teacher_loss = _with_floats(teacher_terms, "teacher_loss")
+pisr_teacher_loss = _with_floats(pisr_teacher_terms, "pisr_teacher_loss")
+student_loss = _with_floats(student_terms, "student_loss")

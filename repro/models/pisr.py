@@ -15,6 +15,7 @@ from repro.models.registry import register_model
 from repro.models.teachers import (
     StridedEncoder,
     TeacherOutput,
+    backbone_features,
     build_backbone,
     check_hr_size,
 )
@@ -56,6 +57,12 @@ class PISRTeacher(nn.Module):
         lr = self.encoder(hr)
         sr, feat = self.backbone.forward_with_features(lr)
         return TeacherOutput(sr=sr, compact=[lr], degraded=[], features=feat)
+
+    def features(self, hr: torch.Tensor, bicubic: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """`forward(hr).features` without the backbone's upsampler, for a student's VID target.
+        `bicubic` is accepted so that every teacher is called alike; PISR's encoder never uses it."""
+        check_hr_size(hr, self.scale)
+        return backbone_features(self.backbone, self.encoder(hr))
 
 
 @register_model

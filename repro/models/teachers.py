@@ -2,7 +2,9 @@
 
 A teacher sees the HR image, squeezes it to LR size (`compact`), reconstructs it with a backbone
 that the student later copies, and may re-degrade its own SR output (`degraded`). Every teacher
-returns a `TeacherOutput`, so the training loop and the losses treat all of them alike.
+returns a `TeacherOutput`, so the training loop and the losses treat all of them alike, and has
+`features(hr, bicubic=None)`: the VID target alone, which is all a student asks of its frozen teacher
+(no upsampler, no degradation; `backbone_features` below).
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ import torch
 from torch import nn
 
 from repro.errors import ReproError, unknown_choice
+from repro.imaging import imresize_torch
 from repro.models.fsrcnn import prelu
+from repro.models.idn import IDN
 from repro.models.registry import create, model_info
+from repro.models.vdsr import VDSR
 
 # Backbones a teacher can wrap: each has `forward_with_features(lr) -> (sr, feat)` (Table 4).
 TEACHER_BACKBONES = ("fsrcnn", "vdsr", "idn")
@@ -97,3 +102,27 @@ def build_backbone(name: str, scale: int, in_channels: int, settings: dict | Non
         raise ReproError(f"backbone_settings.shared_prelu={settings['shared_prelu']} disagrees with the "
                          f"teacher's shared_prelu={shared_prelu}; set shared_prelu once, on the teacher")
     return create(name, scale=scale, in_channels=in_channels, **settings)
+
+
+def _vdsr_features(net: VDSR, lr: torch.Tensor) -> torch.Tensor:
+    return net.body(imresize_torch(lr, net.scale))  # VDSR.forward_with_features less tail and residual
+
+
+def _idn_features(net: IDN, lr: torch.Tensor) -> torch.Tensor:
+    return net.dblocks(net.fblock(lr))  # IDN.forward_with_features less deconv and bicubic skip
+
+
+# backbones without a `features` method of their own: the part of `forward_with_features` that makes feat
+_FEATURE_PATHS = {VDSR: _vdsr_features, IDN: _idn_features}
+
+
+def backbone_features(backbone: nn.Module, lr: torch.Tensor) -> torch.Tensor:
+    """The backbone's VID feature map without its reconstruction layers (equal to
+    `forward_with_features(lr)[1]`): a frozen teacher computes for its student only what VID uses."""
+    own = getattr(backbone, "features", None)
+    if callable(own):
+        return own(lr)
+    path = _FEATURE_PATHS.get(type(backbone))
+    if path is not None:
+        return path(backbone, lr)
+    return backbone.forward_with_features(lr)[1]

@@ -4,6 +4,11 @@ Build the objective (network + loss of the run's kind), Adam and the cosine sche
 `checkpoint.pt` if there is one (weights, optimizer, scheduler, every RNG, iteration); then step
 through the iteration-ordered loader from the resumed iteration, so that a resumed run sees exactly
 the batches an uninterrupted one does. Same seed on CPU -> bit-identical `model.pt`.
+
+A step never waits for the device: its loss terms stay tensors, summed on the device (`DeviceSums`),
+and are read to the host only when a row is logged (every `run.log_every` iterations, and at each
+checkpoint and validation), where a non-finite loss is caught. On a GPU the networks are so small that
+a step is bound by overhead: `run.compile`, `run.amp` (CUDA) and `run.channels_last` are for that.
 """
 
 from __future__ import annotations
@@ -20,10 +25,12 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from repro.data.device_patches import device_batches
 from repro.data.patches import PatchDataset, load_train_images, make_loader
 from repro.data.testsets import ImagePair, load_set
 from repro.errors import ReproError
 from repro.evaluate.sr import evaluate_pairs, summarise
+from repro.models.losses import Terms
 from repro.provenance import environment
 from repro.runs.config import TrainConfig
 from repro.runs.folder import (
@@ -62,7 +69,47 @@ class LRSchedule:
         return self.floor + (1.0 - self.floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+class DeviceSums:
+    """Running sums of a window's loss terms, kept on the device: a step adds its terms (one stack and
+    one add, no host read) and `read` brings the sums to the host once per logged row.
+
+    float64 sums of the float32 terms, added in iteration order: the very numbers the host summed when
+    every step read its terms, so metrics.csv is unchanged.
+    """
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.total: torch.Tensor | None = None
+
+    def add(self, terms: Terms) -> None:
+        if self.total is None:
+            self.keys = list(terms)
+        elif list(terms) != self.keys:
+            raise ReproError(f"the loss terms changed within a run: {self.keys} then {list(terms)}")
+        row = torch.stack([terms[k].detach().reshape(()).float() for k in self.keys])
+        self.total = row.double() if self.total is None else self.total.add_(row)
+
+    def read(self) -> dict[str, float]:
+        """The sums as floats (waits for the device's queued steps), and a fresh window."""
+        values = [] if self.total is None else self.total.tolist()
+        sums = dict(zip(self.keys, values, strict=True))
+        self.keys, self.total = [], None
+        return sums
+
+
+def _non_finite(value: float, first: int, last: int, lr: float, log_every: int) -> ReproError:
+    """The loss is read once per logged row, so the error names the iterations since the last row."""
+    where = f"at iteration {last}" if first == last else (
+        f"at an iteration between {first} and {last} (the loss is read every run.log_every={log_every} "
+        "iterations; run.log_every=1 names the very one)")
+    return ReproError(f"the loss became {value} {where}; lower the learning rate (now {lr}) or set "
+                      "optim.grad_clip")
+
+
 def configure_torch(cfg: TrainConfig, device: torch.device) -> None:
+    """Threads and determinism. run.amp (bfloat16 autocast) needs CUDA and is left off elsewhere rather
+    than refused, so that a run can resume on another device (the device is not hashed);
+    run.channels_last works on every device."""
     if cfg.run.threads > 0:
         torch.set_num_threads(cfg.run.threads)
     if cfg.run.deterministic:
@@ -71,9 +118,17 @@ def configure_torch(cfg: TrainConfig, device: torch.device) -> None:
         torch.backends.cudnn.benchmark = False
     elif device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    if (cfg.run.amp or cfg.run.channels_last) and device.type != "cuda":
-        raise ReproError("run.amp and run.channels_last need a CUDA device; set them to false on "
-                         f"{device.type}")
+
+
+def compiled(model: torch.nn.Module, mode: str) -> torch.nn.Module:
+    """The step's module under `torch.compile(mode=...)` (run.compile), or itself when "off".
+
+    The objective is compiled whole (network, loss, a student's frozen teacher): one graph per step,
+    forward and backward; its weights stay the objective's own, so checkpoints do not change.
+    """
+    if mode == "off":
+        return model
+    return torch.compile(model, mode=mode)
 
 
 def run_dir_for(cfg: TrainConfig, out: str | os.PathLike[str] | None) -> Path:
@@ -178,8 +233,10 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, out: Any, teacher_di
     if _prepare(cfg, run_dir, force, d, extra):
         say(f"{run_dir}: complete ({DONE} present); nothing to do (pass --force to train it again)")
         return run_dir
+    if cfg.run.amp and device.type != "cuda":
+        say(f"run.amp: bfloat16 autocast is for CUDA; this {device.type} run computes in float32")
     obj.to(device)
-    if cfg.run.channels_last:
+    if cfg.run.channels_last:  # the whole objective (a student's frozen teacher too); inputs: _to_device
         obj.to(memory_format=torch.channels_last)
     params = [p for p in obj.parameters() if p.requires_grad]
     o = cfg.optim
@@ -206,30 +263,38 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, out: Any, teacher_di
                                         find_unused_parameters=cfg.kind == "teacher")
     val_pairs = load_val_pairs(cfg, data_root) if d.main else {}
     images = load_train_images(cfg.data.source, cfg.data.scale, root=data_root, progress=d.main)
-    dataset = PatchDataset(images, cfg.data.scale, cfg.data.hr_patch, cfg.data.in_channels,
-                           cfg.data.augment, seed=cfg.run.seed, length=total * o.batch_size)
-    loader = make_loader(dataset, o.batch_size, start, total - start, cfg.data.num_workers,
-                         d.rank, d.world_size)
+    if cfg.data.on_device:  # the set on the training device: no workers, no copy per step
+        loader = None
+        batches = device_batches(images, cfg.data.scale, cfg.data.hr_patch, cfg.data.in_channels,
+                                 cfg.data.augment, seed=cfg.run.seed, batch_size=o.batch_size,
+                                 start_iteration=start, num_iterations=total - start, device=device,
+                                 rank=d.rank, world_size=d.world_size, channels_last=cfg.run.channels_last)
+    else:
+        dataset = PatchDataset(images, cfg.data.scale, cfg.data.hr_patch, cfg.data.in_channels,
+                               cfg.data.augment, seed=cfg.run.seed, length=total * o.batch_size)
+        loader = make_loader(dataset, o.batch_size, start, total - start, cfg.data.num_workers,
+                             d.rank, d.world_size)
+        batches = iter(loader)
     show = d.main and (sys.stderr.isatty() if progress is None else progress)
     bar = tqdm(total=total, initial=start, disable=not show, dynamic_ncols=True, unit="it", file=sys.stderr,
                desc=f"{cfg.kind} {cfg.model.name} x{cfg.data.scale}")
     val_cols = [f"val_psnr_{name}" for name in cfg.val.sets]
-    sums: dict[str, float] = {}
+    sums = DeviceSums()
     count, wait_s, step_s, last_val = 0, 0.0, 0.0, None
     amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.run.amp and device.type == "cuda")
+    model = compiled(model, cfg.run.compile)
     obj.train()
-    batches = iter(loader)
     for it in range(start, total):
         t0 = time.perf_counter()
         batch = next(batches)
         t1 = time.perf_counter()
         batch = _to_device(batch, device, cfg.run.channels_last)
         lr_now = optimizer.param_groups[0]["lr"]
+        if cfg.run.compile != "off":
+            torch.compiler.cudagraph_mark_step_begin()  # reduce-overhead: last step's outputs are done with
         with amp:
             loss, terms = model(batch)
-        if not math.isfinite(terms["total"]):
-            raise ReproError(f"the loss became {terms['total']} at iteration {it + 1}; lower the learning "
-                             f"rate (now {lr}) or set optim.grad_clip")
+        sums.add(terms)  # on the device; read when a row is logged
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if o.grad_clip > 0:
@@ -237,8 +302,6 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, out: Any, teacher_di
         optimizer.step()
         scheduler.step()
         t2 = time.perf_counter()
-        for key, value in terms.items():
-            sums[key] = sums.get(key, 0.0) + value
         count, wait_s, step_s = count + 1, wait_s + (t1 - t0), step_s + (t2 - t0)
         seconds += t2 - t0
         done = it + 1
@@ -248,8 +311,14 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, out: Any, teacher_di
         checkpointing = done < total and done % cfg.run.checkpoint_every == 0
         if not (validating or checkpointing or done % cfg.run.log_every == 0):
             continue
-        keys = [k for k in sums if k != "total"]
-        means = d.mean([sums["total"] / count] + [sums[k] / count for k in keys] + [wait_s, step_s])
+        t3 = time.perf_counter()
+        window = sums.read()  # the only host read: waits for the steps the device still has queued
+        synced = time.perf_counter() - t3
+        step_s, seconds = step_s + synced, seconds + synced
+        keys = [k for k in window if k != "total"]
+        means = d.mean([window["total"] / count] + [window[k] / count for k in keys] + [wait_s, step_s])
+        if not math.isfinite(means[0]):  # the mean over ranks: every rank stops here together
+            raise _non_finite(means[0], done - count + 1, done, lr, cfg.run.log_every)
         val = validation_psnr(obj, cfg, val_pairs, device) if validating and d.main else {}
         last_val = val or last_val
         row = {"iteration": done, "loss": means[0], **dict(zip(keys, means[1:-2], strict=True)),
@@ -267,7 +336,7 @@ def _train(cfg: TrainConfig, d: Dist, device: torch.device, out: Any, teacher_di
             psnr = "".join(f", {c[9:]} {v:.2f} dB" for c, v in val.items())
             say(f"[train] {run_dir.name} {done}/{total} loss {means[0]:.5g}{psnr}, "
                 f"{count / step_s:.2f} it/s", flush=True)
-        sums, count, wait_s, step_s = {}, 0, 0.0, 0.0
+        count, wait_s, step_s = 0, 0.0, 0.0
     bar.close()
     del batches, loader  # stop the loader's workers before the final writes
 

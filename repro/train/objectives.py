@@ -1,5 +1,8 @@
 """What each kind of run optimises: one small module per kind, `forward(batch) -> (loss, terms)`.
 
+`terms` are the loss's log terms as detached scalar tensors on the device (`repro.models.losses.Terms`):
+the engine sums them there and reads them to the host only when it logs, so a step never waits.
+
 An objective holds every trainable part (network, VID branches), so the engine optimises, checkpoints
 and wraps in DistributedDataParallel one module whatever the kind. A student's frozen teacher is
 kept outside the module tree: it is neither trained, checkpointed nor synchronised.
@@ -15,7 +18,7 @@ from torch import nn
 from repro.errors import ReproError
 from repro.evaluate.sr import as_sr_network
 from repro.models import create
-from repro.models.losses import pisr_teacher_loss, student_loss, teacher_loss
+from repro.models.losses import Terms, pisr_teacher_terms, student_terms, teacher_terms
 from repro.models.vid import VID
 from repro.runs.config import TrainConfig
 
@@ -43,8 +46,8 @@ class Baseline(Objective):
         super().__init__()
         self.net = net
 
-    def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        return student_loss(self.net(batch["lr"]), batch["hr"])
+    def forward(self, batch: Batch) -> tuple[torch.Tensor, Terms]:
+        return student_terms(self.net(batch["lr"]), batch["hr"])
 
 
 class Teacher(Objective):
@@ -62,19 +65,20 @@ class Teacher(Objective):
         self.ds_weight = cfg.loss.deep_supervision
         self.pisr_weight = cfg.loss.pisr
 
-    def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(self, batch: Batch) -> tuple[torch.Tensor, Terms]:
         targets = list(batch["targets"])
         if self.pisr:
-            return pisr_teacher_loss(self.net(batch["hr"]), batch["hr"], targets, weight=self.pisr_weight)
+            return pisr_teacher_terms(self.net(batch["hr"]), batch["hr"], targets, weight=self.pisr_weight)
         out = self.net(batch["hr"], bicubic=targets)
-        return teacher_loss(out, batch["hr"], targets, levels=self.levels,
+        return teacher_terms(out, batch["hr"], targets, levels=self.levels,
                             fre_weight=self.ds_weight, deg_weight=self.ds_weight)
 
 
 class Student(Objective):
     """The student: initialised from the teacher's backbone, trained with L1 + w * VID (Eq. 16-18).
 
-    The teacher's features for VID come from HR through the frozen teacher in eval mode.
+    The teacher's features for VID come from HR through the frozen teacher in eval mode, by its
+    `features(hr)`: only the layers that make them run (not its upsampler nor its degradation).
     """
 
     def __init__(self, net: nn.Module, teacher: nn.Module, channels: int, cfg: TrainConfig) -> None:
@@ -98,11 +102,12 @@ class Student(Objective):
         self.teacher.eval()
         return self
 
-    def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(self, batch: Batch) -> tuple[torch.Tensor, Terms]:
         sr, feat = self.net.forward_with_features(batch["lr"])
         with torch.no_grad():
-            target = self.teacher(batch["hr"]).features
-        return student_loss(sr, batch["hr"], self.vid.loss(feat, target), vid_weight=self.vid_weight)
+            # the batch's bicubic levels too: a Table 1 `bicubic` teacher sees the LR file, as in its training
+            target = self.teacher.features(batch["hr"], bicubic=list(batch["targets"]))
+        return student_terms(sr, batch["hr"], self.vid.loss(feat, target), vid_weight=self.vid_weight)
 
 
 def build(cfg: TrainConfig, teacher: nn.Module | None = None) -> tuple[Objective, dict[str, Any]]:
@@ -122,5 +127,5 @@ def build(cfg: TrainConfig, teacher: nn.Module | None = None) -> tuple[Objective
     net.load_state_dict(teacher.backbone.state_dict())  # every backbone layer (section 2.3)
     with torch.no_grad():
         probe = torch.zeros(1, cfg.data.in_channels, 8 * cfg.data.scale, 8 * cfg.data.scale)
-        channels = teacher.eval()(probe).features.shape[1]
+        channels = teacher.eval().features(probe).shape[1]
     return Student(net, teacher, channels, cfg), settings
