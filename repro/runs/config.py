@@ -104,8 +104,8 @@ class ValConfig:
 class RunConfig:
     seed: int = 0
     deterministic: bool = True  # torch.use_deterministic_algorithms (warn only) and seeded everything
-    amp: bool = False  # CUDA only: bfloat16 autocast
-    channels_last: bool = False  # CUDA only
+    amp: bool = False  # bfloat16 autocast on CUDA (on a CPU: a note, no effect, so a run can resume there)
+    channels_last: bool = False  # NHWC memory layout for the networks and their inputs
     compile: str = field(default="off", metadata=HASHED_IF_SET)  # torch.compile mode (COMPILE_MODES)
     device: str = field(default="auto", metadata=RUNTIME)  # auto = cuda if available else cpu
     threads: int = field(default=0, metadata=RUNTIME)  # CPU threads for torch; 0 = torch's default
