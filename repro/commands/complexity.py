@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="registered networks (default: the Appendix Table I networks and VDSR)")
     p.add_argument("--scales", default="2,3,4", help="comma-separated scales (default 2,3,4)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
-                   help="cuda adds the GPU runtime column (CUDA events); the CPU column is always measured")
+                   help="cuda adds the GPU runtime column (CUDA events around each forward, the input "
+                        "already on the GPU, median after warm-up); the CPU column is always measured")
     p.add_argument("--repeats", type=int, default=10, help="timed forwards per runtime (median; default 10)")
     p.add_argument("--warmup", type=int, default=2, help="untimed forwards before timing (default 2)")
     p.add_argument("--no-runtime", action="store_true", help="skip the runtime columns")
@@ -62,8 +63,12 @@ def main(args: argparse.Namespace) -> int:
         rows.append(measure(name, scale, opts, env))
     for r in rows:
         cpu = "-" if r["runtime_cpu_ms"] is None else f"{r['runtime_cpu_ms']:.1f} ms"
+        gpu = "" if r["runtime_gpu_ms"] is None else f"  GPU {r['runtime_gpu_ms']:.2f} ms"
         print(f"{r['model']:>8} x{r['scale']}: {r['params']:>9,} params  {r['macs_g']:>10,.2f} G true  "
-              f"{r['macs_legacy_g']:>10,.2f} G legacy  CPU {cpu}")
+              f"{r['macs_legacy_g']:>10,.2f} G legacy  CPU {cpu}{gpu}")
+    if args.device == "cuda" and rows:
+        print(f"GPU runtimes on {env.get('gpu')} (CUDA events, median of {args.repeats} after "
+              f"{args.warmup} warm-up forwards, input on the GPU)")
     if args.json:
         atomic_write_text(args.json, json.dumps(rows, indent=2) + "\n")
         print(f"wrote {args.json}")

@@ -6,6 +6,8 @@ printed one (`OUT/results.csv`, `OUT/tables/TABLE.md` and `.tex`) and the report
 Examples:
     repro reproduce table3 --profile smoke --out results/smoke
     repro reproduce table3 --profile paper --jobs 4              # 4 GPUs, one run each
+    repro reproduce all --profile paper --runs-per-gpu 4         # one GPU, 4 runs sharing it
+    repro reproduce all --profile paper --jobs 2 --runs-per-gpu 4   # 2 GPUs, 4 runs on each
     repro reproduce all --profile paper --launcher slurm --partition gpu --time 2880
     repro reproduce all --profile smoke --eval-images 2 --eval-crop 96   # every step, in minutes
 """
@@ -24,9 +26,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_plan_arguments(p)
     p.add_argument("--launcher", choices=LAUNCHERS, default=None,
-                   help="local: one run after another (default); pool: --jobs worker processes (one GPU "
-                        "each when there are GPUs); slurm: one Slurm job per run (submitit)")
-    p.add_argument("--jobs", type=int, default=1, help="workers of the pool launcher (default 1)")
+                   help="local: one run after another (default); pool: --jobs x --runs-per-gpu worker "
+                        "processes (--runs-per-gpu on each GPU when there are GPUs); slurm: one Slurm job "
+                        "per run, or per --runs-per-gpu runs (submitit)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="slots of the pool launcher, one GPU each when there are GPUs (default 1)")
+    p.add_argument("--runs-per-gpu", type=int, default=1, metavar="K",
+                   help="K runs share each GPU, in separate processes (the networks are too small for one "
+                        "run to fill a GPU; `python -m repro.bench --only gpu` measures the best K). pool: "
+                        "--jobs x K workers, K per GPU (on a CPU: K processes sharing the cores); slurm: one "
+                        "job with one GPU per K runs (default 1)")
     p.add_argument("--data-root", help="data root (default $REPRO_DATA, else ~/.cache/dssd-repro/data)")
     p.add_argument("--no-report", action="store_true", help="do not write OUT/report/ (`repro report`)")
     q = p.add_argument_group("quick checks (not the protocol: the report says so)")
@@ -51,16 +60,20 @@ def main(args: argparse.Namespace) -> int:
     from repro.specs import tables as select
 
     tables = select(args.table)
-    launcher = args.launcher or ("pool" if args.jobs > 1 else "local")
+    launcher = args.launcher or ("pool" if args.jobs > 1 or args.runs_per_gpu > 1 else "local")
     if args.jobs < 1:
         raise ReproError(f"--jobs must be at least 1, got {args.jobs}")
+    if args.runs_per_gpu < 1:
+        raise ReproError(f"--runs-per-gpu must be at least 1, got {args.runs_per_gpu}")
     slurm = None
     if launcher == "slurm":
-        from repro.plan.launchers import SlurmOptions
+        from repro.plan.slurm import SlurmOptions
 
         slurm = SlurmOptions(partition=args.partition, time=args.time, gpus=args.gpus_per_job,
-                             cpus_per_task=args.cpus_per_job, account=args.account)
+                             cpus_per_task=args.cpus_per_job, account=args.account,
+                             runs_per_gpu=args.runs_per_gpu)
     options = Options(profile=profile_for(args, tables), seeds=args.seeds, launcher=launcher, jobs=args.jobs,
+                      runs_per_gpu=args.runs_per_gpu,
                       data_root=args.data_root, estimate=not args.no_estimate, slurm=slurm,
                       overrides=tuple(args.overrides), eval_images=args.eval_images,
                       eval_crop=args.eval_crop)

@@ -7,6 +7,11 @@ in `~/.cache/dssd-repro/speed.json`, so `repro plan` measures each step only the
 step is timed at the run's own patch size; on a CPU, where a paper-size step of the large comparison
 networks takes minutes, at most at `CPU_PROBE_PATCH` pixels, scaled by the patch area (convolutions cost
 in proportion to the pixels).
+
+Where `python -m repro.bench --only gpu` has measured runs on this device (the real engine at paper
+settings, data loading included), its figures are kept in the same file under "bench" (device name ->
+step signature -> record) and `estimate` uses them before timing a step: `repro plan --profile paper` on
+that GPU then prices those runs at what the engine does, and times the other runs' steps as before.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from repro.io_utils import atomic_write_text
 from repro.paths import default_cache_root
@@ -24,6 +30,7 @@ from repro.runs.config import TrainConfig
 WARMUP, STEPS = 1, 2
 SLOW_STEP_S = 5.0  # a step this slow is timed once (after its warm-up) rather than STEPS times
 CPU_PROBE_PATCH = 48  # HR patch side a CPU times a step at (a multiple of every scale's level factors)
+BENCH = "bench"  # the key of the GPU bench's figures in speed.json (device names start cpu: or cuda:)
 
 
 def device_name(device: str) -> str:
@@ -109,39 +116,113 @@ def measure_step(run: PlannedRun, device: str = "cpu") -> float:
 @dataclass
 class Cost:
     device: str
-    seconds: float  # of the missing iterations of every run not done
+    seconds: float  # of the missing iterations of every run not done (and priced)
     per_run: dict[str, float]  # run id -> seconds left
     it_per_s: dict[str, float]  # run id -> measured iterations per second
+    source: dict[str, str] = field(default_factory=dict)  # run id -> "bench" (engine) or "step" (timed)
+    unpriced: list[str] = field(default_factory=list)  # run ids left out: `budget_s` ran out
 
 
-def _cache_path():
+def _cache_path() -> Path:
     return default_cache_root() / "speed.json"
 
 
-def estimate(plan: Plan, out, device: str = "cpu", progress=print) -> Cost:
-    """Seconds left for every run of `plan` that is not done, from measured (or cached) step speeds."""
-    path = _cache_path()
+def read_cache() -> dict:
+    """speed.json: {device name: {step signature: it/s}, "bench": {device name: {signature: record}}}."""
     try:
-        cache = json.loads(path.read_text())
+        cache = json.loads(_cache_path().read_text())
     except (OSError, ValueError):
-        cache = {}
+        return {}
+    return cache if isinstance(cache, dict) else {}
+
+
+def _write_cache(cache: dict) -> None:
+    atomic_write_text(_cache_path(), json.dumps(cache, indent=1, sort_keys=True) + "\n")
+
+
+def bench_figures(name: str, cache: dict | None = None) -> dict[str, dict]:
+    """The GPU bench's records for device `name`: step signature -> {"it_per_s", "run", "measured", ...}."""
+    cache = read_cache() if cache is None else cache
+    found = cache.get(BENCH, {}).get(name, {})
+    return {sig: rec for sig, rec in found.items() if isinstance(rec, dict) and rec.get("it_per_s", 0) > 0}
+
+
+def write_bench_figures(name: str, records: dict[str, dict]) -> Path:
+    """Keep the bench's `records` (signature -> record with "it_per_s") for device `name`, replacing
+    what an earlier bench wrote for those signatures."""
+    cache = read_cache()
+    cache.setdefault(BENCH, {}).setdefault(name, {}).update(records)
+    _write_cache(cache)
+    return _cache_path()
+
+
+def _free_cuda() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _sharing_hint(bench: dict[str, dict]) -> str:
+    """What the bench measured of K runs sharing this GPU, if it gained: the plan's time assumes one
+    run at a time."""
+    best: tuple[float, int, str] = (1.05, 1, "")
+    for rec in bench.values():
+        for k, gain in (rec.get("sharing_speedup") or {}).items():
+            best = max(best, (float(gain), int(k), str(rec.get("run", "?"))))
+    if best[1] == 1:
+        return ""
+    return (f"; with --runs-per-gpu {best[1]} the bench ran {best[0]:.1f}x the iterations per second on it "
+            f"({best[2]})")
+
+
+def estimate(plan: Plan, out, device: str = "cpu", progress=print, budget_s: float | None = None) -> Cost:
+    """Seconds left for every run of `plan` that is not done: from the GPU bench's figures for this
+    device where it measured the run's step, else from measured (or cached) step speeds. With
+    `budget_s`, no step is timed after that many seconds: the runs left are listed in `Cost.unpriced`
+    (as is a run whose step does not fit in the GPU's memory)."""
+    started = time.monotonic()
+    cache = read_cache()
     name = device_name(device)
     speeds = cache.setdefault(name, {})
-    per_run, rates = {}, {}
+    bench = bench_figures(name, cache)
+    per_run, rates, source, unpriced = {}, {}, {}, []
     for run in plan.ordered():
         st = status(run, out)
         if st.state == "done":
             continue
         sig = step_signature(run)
-        if sig not in speeds:
-            if progress:
-                progress(f"[plan] timing a {run.cfg.kind} step of {run.cfg.model.name} x{run.cfg.data.scale} "
-                         f"on {name} ...")
-            speeds[sig] = measure_step(run, device)
-            atomic_write_text(path, json.dumps(cache, indent=1, sort_keys=True) + "\n")
-        rates[run.id] = speeds[sig]
-        per_run[run.id] = (st.total - st.iteration) / speeds[sig]
-    return Cost(name, sum(per_run.values()), per_run, rates)
+        if sig in bench:
+            rate, source[run.id] = float(bench[sig]["it_per_s"]), "bench"
+        else:
+            if sig not in speeds:
+                if budget_s is not None and time.monotonic() - started > budget_s:
+                    unpriced.append(run.id)
+                    continue
+                if progress:
+                    progress(f"[plan] timing a {run.cfg.kind} step of {run.cfg.model.name} "
+                             f"x{run.cfg.data.scale} on {name} ...")
+                try:
+                    speeds[sig] = measure_step(run, device)
+                except RuntimeError as exc:  # torch.cuda.OutOfMemoryError is one
+                    if "out of memory" not in str(exc):
+                        raise
+                    _free_cuda()
+                    unpriced.append(run.id)
+                    if progress:
+                        progress(f"[plan] {run.name}: its step does not fit in {name}'s memory; not priced")
+                    continue
+                _write_cache(cache)
+            rate, source[run.id] = speeds[sig], "step"
+        rates[run.id] = rate
+        per_run[run.id] = (st.total - st.iteration) / rate
+    used = sum(1 for v in source.values() if v == "bench")
+    if used and progress:
+        when = max(str(rec.get("measured", "")) for rec in bench.values())
+        progress(f"[plan] {used} of {len(per_run)} run(s) priced from the GPU bench's engine figures for "
+                 f"{name} (`python -m repro.bench --only gpu`, measured {when or '?'}); the others from "
+                 "timed training steps" + _sharing_hint(bench))
+    return Cost(name, sum(per_run.values()), per_run, rates, source, unpriced)
 
 
 def human(seconds: float) -> str:

@@ -158,11 +158,14 @@ def network_of(table: TableSpec, row, scale: int, plan: Plan | None = None) -> s
 
 
 def complexity_rows(tables: Sequence[TableSpec], plan: Plan | None, out: str | os.PathLike[str], *,
-                    options: Any = None, commit: str | None = None, progress: bool = False) -> pd.DataFrame:
+                    options: Any = None, commit: str | None = None, progress: bool = False,
+                    device: str = "cpu") -> pd.DataFrame:
     """Params (k), MultiAdds (G, legacy convention: the printed figures') and CPU runtime (ms) of each
     row's deployed network at each scale, for the tables with `complexity=True`. Every (network, scale)
     is measured once and cached in `<out>/complexity.json` (the whole `measure` record: true MACs too);
-    a runtime skipped above the GMAC ceiling is absent."""
+    a runtime skipped above the GMAC ceiling is absent. With `device` "cuda" (the runs trained on a GPU)
+    the record also holds the GPU runtime (`runtime_gpu_ms`, the report's "GPU (ms)" column; the printed
+    runtimes were measured on a GPU): an entry measured without it is measured again."""
     wanted = [t for t in tables if t.complexity]
     if not wanted:
         return frame()
@@ -182,9 +185,11 @@ def complexity_rows(tables: Sequence[TableSpec], plan: Plan | None, out: str | o
                 if opts is None:
                     from repro.complexity.measure import Options
 
-                    opts = options if options is not None else Options(tools=False)
-                stale = entry is None or (opts.runtime and entry.get("runtime_cpu_ms") is None
-                                          and not entry.get("runtime_note"))
+                    opts = options if options is not None else Options(tools=False, device=device)
+                stale = entry is None or (opts.runtime and (
+                    (entry.get("runtime_cpu_ms") is None and not entry.get("runtime_note"))
+                    or (opts.device == "cuda" and entry.get("runtime_gpu_ms") is None
+                        and not entry.get("error"))))
                 if stale:
                     from repro.complexity.measure import measure
                     from repro.provenance import environment

@@ -30,7 +30,8 @@ def tabulate(plan: Plan, out: str | os.PathLike[str], *, data_root: str | None =
     commit = git_commit()
     frames = [measured_rows(plan, out, profile=plan.profile, commit=commit, device=device_name(device)),
               bicubic_rows(plan.tables, out, data_root, commit=commit),
-              complexity_rows(plan.tables, plan, out, commit=commit)]
+              complexity_rows(plan.tables, plan, out, commit=commit,
+                              device="cuda" if str(device).startswith("cuda") else "cpu")]
     results = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) \
         else frame()
     write_results(results, out)

@@ -1,0 +1,278 @@
+"""The GPU bench and the GPU runtime on a CPU: without CUDA the bench says so and exits 0; its runs are
+runs of the paper's plan; its figures, in a fake cache, price `repro plan` on "this" (mocked) GPU; its
+machinery (engine rates, K processes at once) works on the CPU; CUDA-event timing and the complexity
+record's GPU runtime with a mocked CUDA."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from repro.bench._gpu_parts import markdown, rate_after_warmup
+from repro.bench.gpu import KINDS, QUICK, Bench, Sizes, options, project_hours
+from repro.cli import main
+from repro.plan import cost
+from repro.plan.runs import make_plan
+from repro.specs import tables
+
+no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without CUDA")
+
+
+@no_cuda
+def test_without_cuda_the_bench_says_so_and_exits_0(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, "-m", "repro.bench", "--only", "gpu", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "no CUDA" in proc.stdout
+    assert json.loads(out.read_text())["gpu"]["cuda"] is False
+
+
+def test_rate_after_warmup_leaves_the_warmup_out():
+    rows = [{"iteration": "1", "it_per_s": "0.5"}, {"iteration": "2", "it_per_s": "10"},
+            {"iteration": "4", "it_per_s": "20"}, {"iteration": "6", "it_per_s": "40"}]
+    rate, timed = rate_after_warmup(rows, warmup=2)  # iterations 3-6: 2/20 + 2/40 seconds
+    assert timed == 4 and rate == pytest.approx(4 / (2 / 20 + 2 / 40))
+    assert rate_after_warmup(rows, warmup=10) == (0.0, 0)
+
+
+def test_the_bench_runs_are_runs_of_the_paper_plan(tmp_path):
+    """Each bench run's step signature is that of a run `repro plan all --profile paper` prices, so the
+    figures it writes are used (nothing trained here)."""
+    bench = Bench(QUICK, tmp_path, device="cpu")
+    for key, spec in KINDS.items():
+        if spec.kind != "student":
+            bench.cfgs[key] = bench.config(key, 10, [])
+    bench.teacher = (bench.cfgs["dssd_teacher"], str(tmp_path))
+    bench.cfgs["dssd_student"] = bench.config("dssd_student", 10, [])
+    plan = make_plan(tables("all"), "paper")
+    signatures = {cost.step_signature(r): r for r in plan.runs.values()}
+    for key in KINDS:
+        run = signatures.get(bench.signature(key))
+        assert run is not None, key
+        assert (run.cfg.data.hr_patch, run.cfg.optim.batch_size, run.cfg.data.scale) == (192, 16, 4)
+
+
+def test_options_say_what_the_engine_cannot_do_yet():
+    none = options(QUICK, {"compile": False, "on_device": False})
+    assert all(none[o].startswith("not available") for o in ("compile:default", "on_device"))
+    assert none["all"] == ["run.amp=true", "run.channels_last=true"]
+    both = options(QUICK, {"compile": True, "on_device": True})
+    assert both["all"] == ["run.amp=true", "run.channels_last=true", "data.on_device=true",
+                           "run.compile=default"]
+
+
+def test_projected_hours_use_each_kinds_sharing_speedup():
+    per_run = {"a": 3600.0, "b": 7200.0, "c": 3600.0}
+    kinds = {"a": "fsrcnn_baseline", "b": "dssd_teacher", "c": None}  # c: not measured by the bench
+    speedups = {"fsrcnn_baseline": {1: 1.0, 4: 3.0}, "dssd_teacher": {1: 1.0, 4: 2.0}}
+    hours = project_hours(per_run, kinds, speedups, (1, 4))
+    assert hours[1] == pytest.approx(4.0) and hours[4] == pytest.approx(1 / 3 + 1 + 1)
+
+
+def _fake_gpu(monkeypatch, tmp_path, name="Fake H100"):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: name)
+
+
+def test_repro_plan_prices_runs_from_the_gpu_bench_of_this_device(monkeypatch, tmp_path, capsys):
+    _fake_gpu(monkeypatch, tmp_path)
+    plan = make_plan(tables("table3"), "paper")
+    runs = list(plan.runs.values())
+    signatures = {cost.step_signature(r) for r in runs}
+    bench = {s: {"it_per_s": 100.0, "run": "x", "measured": "2026-01-01", "sharing_speedup": {"4": 2.5}}
+             for s in list(signatures)[:3]}
+    cost.write_bench_figures("cuda:Fake H100", bench)
+    cost.write_bench_figures("cuda:Another GPU", {s: {"it_per_s": 1.0} for s in signatures})  # not this one
+    timed = []
+
+    def fake_step(run, device):
+        timed.append((run.id, device))
+        return 50.0
+
+    monkeypatch.setattr(cost, "measure_step", fake_step)
+    assert main(["plan", "table3", "--profile", "paper", "--out", str(tmp_path / "o")]) == 0
+    text = capsys.readouterr().out
+    # bench figures where the bench measured the step; the other steps timed on "cuda", and cached
+    priced = sum(r.cfg.optim.iterations / (100.0 if cost.step_signature(r) in bench else 50.0) for r in runs)
+    assert f"estimated cost of what is missing: {cost.human(priced)} on cuda:Fake H100" in text
+    n_bench = sum(1 for r in runs if cost.step_signature(r) in bench)
+    assert f"[plan] {n_bench} of {len(runs)} run(s) priced from the GPU bench" in text
+    assert "with --runs-per-gpu 4 the bench ran 2.5x" in text
+    assert timed and all(device == "cuda" for _, device in timed)
+    assert len(timed) == len(signatures - set(bench))
+    stored = cost.read_cache()
+    assert set(stored["bench"]) == {"cuda:Fake H100", "cuda:Another GPU"}
+    assert len(stored["cuda:Fake H100"]) == len(timed)
+    timed.clear()
+    assert main(["plan", "table3", "--profile", "paper", "--out", str(tmp_path / "o")]) == 0
+    assert not timed  # everything is cached now
+
+
+def test_estimate_stops_timing_at_its_budget(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(cost, "measure_step", lambda run, device: 10.0)
+    plan = make_plan(tables("table3"), "paper")
+    result = cost.estimate(plan, tmp_path / "o", "cpu", progress=None, budget_s=-1)
+    assert not result.per_run and len(result.unpriced) == len(plan.runs) and result.seconds == 0
+
+
+@pytest.mark.slow
+def test_the_bench_measures_through_the_engine_and_shares_on_a_cpu(tmp_path):
+    sizes = Sizes("test", 600, 0.5, 10, 10, 20, ("fsrcnn_baseline",), (), shares=(1, 2))
+    bench = Bench(sizes, tmp_path, device="cpu", profile="smoke", base=("data.num_workers=0",))
+    off = bench.off("fsrcnn_baseline")
+    assert off["it_per_s"] > 0 and off["timed_iterations"] >= 10 and "error" not in off
+    shared = bench.sharing("fsrcnn_baseline")
+    assert [shared[k]["k"] for k in ("1", "2")] == [1, 2]
+    assert len(shared["2"]["per_run_it_per_s"]) == 2 and shared["2"]["aggregate_it_per_s"] > 0
+    assert shared["1"]["speedup"] == 1.0 and shared["2"]["speedup"] > 0
+    assert len(list(tmp_path.glob("share-fsrcnn_baseline-2/run*/done.json"))) == 2
+
+
+@pytest.mark.slow
+def test_the_whole_bench_runs_on_a_cpu_at_smoke_size(monkeypatch, tmp_path):
+    """Every phase of `measure_all` (settings off, sharing, options, the planner's cache, the projection)
+    on the CPU at the smoke profile: the glue a GPU run goes through."""
+    from repro.bench import gpu
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(gpu, "engine_support", lambda: {"compile": False, "on_device": False})
+    kinds = ("fsrcnn_baseline", "dssd_teacher", "dssd_student")
+    sizes = Sizes("test", 40, 0.5, 10, 10, 20, ("fsrcnn_baseline",), (), shares=(1, 2), kinds=kinds,
+                  projection_s=0)  # what the budget leaves out is recorded as skipped
+    result = gpu.measure_all(sizes, tmp_path / "work", device="cpu", profile="smoke",
+                             base=("data.num_workers=0",))
+    json.dumps(result)  # plain data
+    assert list(result["runs"]) == list(kinds)
+    assert all(result["runs"][k]["off"]["it_per_s"] > 0 for k in kinds)
+    assert set(result["runs"]["fsrcnn_baseline"]) >= {"off", "amp", "all", "channels_last", "on_device"}
+    assert result["runs"]["dssd_student"]["on_device"]["skipped"].startswith("not available")
+    assert result["settings"]["hr_patch"] == 48 and result["settings"]["profile"] == "smoke"
+    assert set(result["sharing"]["fsrcnn_baseline"]) == {"1", "2"}
+    stored = cost.bench_figures(cost.device_name("cpu"))
+    assert sorted(r["run"] for r in stored.values()) == sorted(kinds)
+    proj = result["projection"]
+    assert set(proj["tables"]) == {"table1", "table2", "table3", "table4", "appendix1", "all"}
+    everything = proj["tables"]["all"]
+    assert everything["priced_by_bench"] == 0  # no paper run measured at the smoke size
+    assert everything["priced_by_step"] + everything["unpriced"] == everything["runs"] == 64
+    assert "| dssd_student |" in markdown(result)
+
+
+def test_markdown_of_a_result():
+    rec = {"it_per_s": 100.0, "max_memory_mib": 900.0, "gpu": {"util_mean_pct": 40.0}}
+    result = {"cuda": True, "size": "quick", "gpu": "H100", "gpu_memory_total_mib": 81559,
+              "environment": {"torch": "2.13", "cuda": "12.8", "cudnn": 91000}, "source": "sample",
+              "elapsed_s": 200,
+              "runs": {"fsrcnn_baseline": {"off": rec, "amp": {"it_per_s": 150.0, "speedup_vs_off": 1.5},
+                                           "on_device": {"skipped": "not available (...)"}},
+                       "vdsr": {"off": rec, "amp": {"error": "RuntimeError: boom"}, "on_device": {}}},
+              "sharing": {"fsrcnn_baseline": {"1": {"aggregate_it_per_s": 100.0, "speedup": 1.0},
+                                              "2": {"aggregate_it_per_s": 180.0, "speedup": 1.8}}},
+              "projection": {"best_k": 2, "tables": {"all": {"runs": 64, "iterations_m": 69.0,
+                                                             "gpu_hours": {"1": 300.0, "2": 170.0},
+                                                             "gpu_hours_best_k": 170.0, "priced_by_bench": 20,
+                                                             "priced_by_step": 40, "unpriced": 4}}}}
+    text = markdown(result)
+    assert "| fsrcnn_baseline | 100.0 | 150.0 (1.50x) | n/a | 900.0 | 40.0 |" in text
+    assert "| fsrcnn_baseline | 100.0 (1.00x) | 180.0 (1.80x) |" in text
+    assert "| all | 64 | 69.0 | 300.0 | 170.0 | 20 / 40 / 4 |" in text
+    assert "- vdsr amp: RuntimeError: boom" in text
+    assert markdown({"cuda": False, "reason": "CPU-only torch build"}).startswith("GPU bench: no CUDA")
+
+
+# ---------------------------------------------------------------- the GPU runtime column
+class _FakeEvent:
+    clock = 0.0
+
+    def __init__(self, enable_timing: bool = False) -> None:
+        self.t = 0.0
+
+    def record(self) -> None:
+        _FakeEvent.clock += 1.0
+        self.t = _FakeEvent.clock
+
+    def elapsed_time(self, other: _FakeEvent) -> float:
+        return other.t - self.t
+
+
+def test_cuda_median_ms_times_each_call_between_events(monkeypatch):
+    from repro.complexity import runtime
+
+    syncs = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: syncs.append(1))
+    monkeypatch.setattr(torch.cuda, "Event", _FakeEvent)
+    durations = iter([3.0, 1.0, 2.0])
+
+    def forward():
+        _FakeEvent.clock += next(durations)  # the GPU's time between the two events
+
+    assert runtime.cuda_median_ms(forward, 3) == pytest.approx(3.0)  # median of 4, 2, 3 (event ticks +1)
+    assert len(syncs) == 4  # before the first event, then after each call
+
+
+def test_require_cuda_says_why(monkeypatch):
+    from repro.complexity import runtime
+    from repro.errors import ReproError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.version, "cuda", None)
+    with pytest.raises(ReproError, match="no CUDA: this torch .* is a CPU-only build"):
+        runtime.require_cuda()
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    with pytest.raises(ReproError, match="sees no CUDA device .*CUDA_VISIBLE_DEVICES=''"):
+        runtime.require_cuda()
+
+
+def test_complexity_record_holds_the_gpu_runtime_when_training_on_cuda(monkeypatch, tmp_path):
+    from repro.complexity import measure
+    from repro.complexity.table import table_rows
+    from repro.results.collect import COMPLEXITY_CACHE, complexity_rows
+    from repro.specs.base import Row, TableSpec, baseline
+
+    calls: list[str] = []
+
+    def fake_runtime(net, scale, device="cpu", repeats=10, warmup=2, lr_hw=None):
+        calls.append(device)
+        return 1.5 if device == "cuda" else 10.0
+
+    monkeypatch.setattr(measure, "runtime_ms", fake_runtime)
+    spec = TableSpec("t", "t", (Row("FSRCNN*", "FSRCNN*", (baseline("fsrcnn", 4),)),), complexity=True)
+    complexity_rows([spec], None, tmp_path)  # on a CPU: no GPU runtime
+    assert calls == ["cpu"]
+    entry = json.loads((tmp_path / COMPLEXITY_CACHE).read_text())["networks"]["fsrcnn/x4"]
+    assert entry["runtime_gpu_ms"] is None
+    rows = complexity_rows([spec], None, tmp_path, device="cuda")  # trained on a GPU: measured again
+    assert calls == ["cpu", "cuda", "cpu"]
+    entry = json.loads((tmp_path / COMPLEXITY_CACHE).read_text())["networks"]["fsrcnn/x4"]
+    assert entry["runtime_gpu_ms"] == 1.5 and entry["runtime_cpu_ms"] == 10.0
+    assert table_rows([entry])[0]["gpu"] == "1.50"  # the report's "GPU (ms)" column reads this key
+    assert set(rows.metric) == {"params_k", "multiadds_g", "runtime_ms"}  # results.csv: the CPU runtime
+    complexity_rows([spec], None, tmp_path, device="cuda")
+    assert len(calls) == 3  # cached
+
+
+def test_tabulate_asks_for_the_gpu_runtime_when_the_runs_trained_on_cuda(monkeypatch, tmp_path):
+    import repro.results.tabulate as tabulate_module
+    from repro.results.collect import frame
+
+    seen = []
+
+    def fake(tables_, plan, out, **kwargs):
+        seen.append(kwargs.get("device"))
+        return frame()
+
+    monkeypatch.setattr(tabulate_module, "complexity_rows", fake)
+    plan = make_plan(tables("table3"), "smoke")
+    for device in ("cuda", "cpu"):
+        tabulate_module.tabulate(plan, tmp_path / device, device=device, log=lambda *a: None)
+    assert seen == ["cuda", "cpu"]
+    assert Path(tmp_path / "cuda" / "results.csv").exists()
