@@ -60,6 +60,8 @@ def test_report_holds_every_table_and_figure_and_nothing_outside(quickstart):
     assert "## Summary" in md and "## Quickstart" in md and "figures/crops.png" in md
     assert (quickstart / "report" / "figures" / "crops.pdf").exists()
     assert (quickstart / "report" / "latex" / "quickstart.tex").exists()
+    header = (quickstart / "report" / "comparison.csv").read_text().splitlines()[0]
+    assert header.startswith("table,row,scale,dataset,metric,printed,measured")  # empty: nothing printed
 
 
 @pytest.mark.slow

@@ -175,7 +175,7 @@ def parse_tolerances(items: list[str]) -> dict[str, float]:
 
 def frame(comps: list[Comparison]) -> pd.DataFrame:
     """The comparisons as a tidy frame (the report's `comparison.csv`)."""
-    return pd.DataFrame([{"table": c.table, "row": c.row, "scale": c.scale, "dataset": c.dataset,
-                          "metric": c.metric, "printed": c.printed, "measured": c.measured, "std": c.std,
-                          "seeds": c.n, "delta": c.delta, "tolerance": c.tolerance, "within": c.within,
-                          "beyond_spread": c.beyond_spread} for c in comps])
+    columns = ["table", "row", "scale", "dataset", "metric", "printed", "measured", "std", "seeds", "delta",
+               "tolerance", "within", "beyond_spread"]
+    return pd.DataFrame([[c.table, c.row, c.scale, c.dataset, c.metric, c.printed, c.measured, c.std, c.n,
+                          c.delta, c.tolerance, c.within, c.beyond_spread] for c in comps], columns=columns)
