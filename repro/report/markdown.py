@@ -84,10 +84,10 @@ def render_report_markdown(ctx: dict[str, Any], inputs: ReportInputs) -> str:
     out += ["## Provenance", ""]
     out += _table(["What", "Value"], [["profile", s.profile], ["seeds", s.seeds], ["device", ctx["hardware"]]]
                   + [[e["key"], e["value"]] for e in ctx["environment"]]
-                  + [["wall time of all runs", ctx["total_time"]]])
+                  + [["training time of all runs (wall clock, evaluation not included)", ctx["total_time"]]])
     out += _table(["Role", "Set", "Manifest", "Checksums"],
                   [[d["role"], d["name"], d["manifest"], d["checksums"]] for d in ctx["datasets"]])
-    out += _table(["Run", "Kind", "Network", "Scale", "Seed", "Iterations", "Wall time (s)", "it/s", "Device",
+    out += _table(["Run", "Kind", "Network", "Scale", "Seed", "Iterations", "Training (s)", "it/s", "Device",
                    "Rows"],
                   [[f"`{r['run']}`", r["kind"], r["model"], f"x{r['scale']}", r["seed"], r["iterations"],
                     r["seconds"], r["it_per_s"], r["device"], r["rows"]] for r in ctx["runs"]])
