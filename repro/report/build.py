@@ -129,7 +129,7 @@ def _table_context(table, inputs: ReportInputs, tolerances: Mapping[str, float])
     return {"id": table.name, "short": SHORT.get(table.name, table.name), "title": table.title,
             "provenance": provenance_line(table, inputs.results, inputs.seeds),
             "legend": LEGEND if with_printed else NOT_PRINTED,
-            "marks": is_marked(table) and with_printed, "with_printed": with_printed, "grids": grids,
+            "marks": is_marked(table), "with_printed": with_printed, "grids": grids,
             "footnotes": footnotes(table), "claims": claims,
             "rule": f"Rule: {SPREAD_RULE}." if inputs.seeds > 1 and claims else ""}
 
