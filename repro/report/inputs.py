@@ -7,7 +7,6 @@ A results folder is what `repro reproduce` (or `repro quickstart`) writes: `resu
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ import pandas as pd
 
 from repro.errors import ReproError
 from repro.results.collect import BICUBIC_CACHE, COMPLEXITY_CACHE, RESULTS, read_results
+from repro.runs.folder import CONFIG_JSON, DONE, MODEL, read_evaluation, read_metrics
 from repro.specs import PAPER_TABLES, TableSpec, get_table
 
 PLAN_JSON = "plan.json"
@@ -83,23 +83,20 @@ class Run:
 
     @cached_property
     def done(self) -> dict[str, Any] | None:
-        return _read_json(self.folder / "done.json")
+        return _read_json(self.folder / DONE)
 
     @cached_property
-    def evaluation(self) -> dict[str, Any] | None:
-        return _read_json(self.folder / "evaluation.json")
+    def evaluation(self) -> dict[str, dict[str, Any]]:
+        """{test set: {"psnr", "ssim", "images", ...}}, empty when not evaluated yet."""
+        return read_evaluation(self.folder)
 
     @property
     def has_model(self) -> bool:
-        return (self.folder / "model.pt").exists()
+        return (self.folder / MODEL).exists()
 
     def metrics(self) -> pd.DataFrame:
         """metrics.csv as numbers (empty cells NaN); an empty frame when there is none."""
-        path = self.folder / "metrics.csv"
-        if not path.exists():
-            return pd.DataFrame()
-        with path.open(newline="") as fh:
-            rows = list(csv.DictReader(fh))
+        rows = read_metrics(self.folder)
         return pd.DataFrame(rows).apply(pd.to_numeric, errors="coerce") if rows else pd.DataFrame()
 
 
@@ -153,7 +150,7 @@ class ReportInputs:
             found = {}
             folder = self.folder / RUNS
             for path in sorted(folder.iterdir()) if folder.is_dir() else []:
-                config = _read_json(path / "config.json") if path.is_dir() else None
+                config = _read_json(path / CONFIG_JSON) if path.is_dir() else None
                 if config is not None:
                     found[path.name] = Run(path.name, path, config)
             self._runs = found

@@ -118,7 +118,7 @@ def evaluation_subset(inputs: ReportInputs) -> str | None:
     """How the runs' evaluations were cut short, in words; None when every set was measured whole."""
     limits, crops = set(), set()
     for run in inputs.runs.values():
-        for entry in ((run.evaluation or {}).get("sets") or {}).values():
+        for entry in run.evaluation.values():
             limits.add(entry.get("max_images"))
             crops.add(entry.get("crop"))
     parts = []
