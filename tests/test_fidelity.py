@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from repro.data.patches import PatchDataset, collate_patches, load_train_images
+from repro.data.patches import PatchSampler, load_train_images
 from repro.errors import ReproError
 from repro.models import create
 from repro.models.vid import VID, gaussian_nll, laplace_nll
@@ -75,7 +75,7 @@ def test_shared_prelu_reaches_every_prelu_of_teacher_student_and_vid(model):
         assert _prelus(teacher.backbone) and all((p.num_parameters == 1) == shared for p in _prelus(teacher))
         student_cfg = resolve("smoke", kind="student", teacher=cfg)
         assert student_cfg.model.shared_prelu is shared
-        student, settings = objectives.build(student_cfg, teacher)
+        student, _, settings = objectives.build(student_cfg, teacher)
         assert settings["shared_prelu"] is shared
         assert _prelus(student.net) and _prelus(student.vid)
         assert all((p.num_parameters == 1) == shared for p in _prelus(student))
@@ -133,10 +133,11 @@ def test_pisr_code_smoke_trains_a_pisr_teacher_and_student(tmp_path):
 @pytest.mark.parametrize("scale", [4, 3])
 def test_bicubic_teacher_sees_exactly_the_batchs_lr(scale):
     images = load_train_images("sample", scale, progress=False)
-    batch = collate_patches([PatchDataset(images, scale, hr_patch=48, seed=3)[i] for i in range(4)])
+    sampler = PatchSampler(images, scale, hr_patch=48, seed=3)
+    batch = sampler.batch(sampler.params([0], 4))
     cfg = resolve("smoke", kind="teacher", model="dssd_teacher", scale=scale,
                   overrides=["model.downsampler=bicubic", "model.degradation=none"])
-    teacher, _ = objectives.build(cfg)
+    teacher, _, _ = objectives.build(cfg)
     seen = []
     first_layer = teacher.net.backbone.feature  # FSRCNN's first layer: what the backbone is given
     handle = first_layer.register_forward_pre_hook(lambda m, args: seen.append(args[0].clone()))

@@ -14,6 +14,7 @@ from repro.data import patches as P
 from repro.data.images import write_image
 from repro.errors import ReproError
 from repro.imaging import rgb_to_y, y_unit_float32
+from repro.imaging.colour import OFFSET, YCBCR
 from repro.imaging.resize import imresize
 
 
@@ -64,21 +65,27 @@ def test_t91_levels_are_imresize_of_mod_cropped_hr(t91_root):
     assert sorted(x3[0].levels) == [3] and x3[0].hr.shape == (99, 129, 3)
 
 
+def _sample(sampler: P.PatchSampler, iteration: int, sample: int) -> dict:
+    """Sample `sample` of iteration `iteration` alone, as a batch of one."""
+    params = sampler.params([iteration], sample + 1)[sample:]
+    return sampler.batch(params)
+
+
 def test_grayscale_training_image_is_taken_as_gray(t91_root):
     """A gray image's Y is its own value (as evaluation measures it), not BT.601 of R=G=B, which
     would squeeze it into 16..235; an RGB network sees it as R=G=B."""
     images = [im for im in P.load_train_images("t91", 4, root=t91_root, progress=False) if im.name == "t3"]
     gray = np.asarray(images[0].hr)
     for channels in (1, 3):
-        ds = P.PatchDataset(images, 4, hr_patch=48, in_channels=channels, augment=False, seed=0)
-        item = ds[0]
-        _, (top, left), _, _ = ds.crop(0)
+        sampler = P.PatchSampler(images, 4, hr_patch=48, in_channels=channels, augment=False, seed=0)
+        item = _sample(sampler, 0, 0)
+        _, (top, left), _, _ = sampler.crop(0, 0)
         crop = gray[top:top + 48, left:left + 48].astype(np.float32) / 255
         expected = crop[None] if channels == 1 else np.repeat(crop[None], 3, axis=0)
-        np.testing.assert_array_equal(item["hr"].numpy(), expected)
+        np.testing.assert_array_equal(item["hr"][0].numpy(), expected)
         lr = np.asarray(images[0].levels[4])[top // 4:(top + 48) // 4, left // 4:(left + 48) // 4]
-        assert item["lr"].shape[0] == channels
-        np.testing.assert_array_equal(item["lr"][0].numpy(), lr.astype(np.float32) / 255)
+        assert item["lr"].shape[1] == channels
+        np.testing.assert_array_equal(item["lr"][0, 0].numpy(), lr.astype(np.float32) / 255)
     assert item["hr"].min() < 16 / 255 or item["hr"].max() > 235 / 255  # the full range survives
 
 
@@ -212,59 +219,68 @@ def images(t91_root):
 
 
 def _y(arr: np.ndarray) -> np.ndarray:
-    return y_unit_float32(arr)
+    """Y / 255 as training computes it: the float32 weights' exact sum, rounded once to float32 (a gray
+    image: its own value / 255)."""
+    if arr.ndim == 2:
+        return arr.astype(np.float32) / np.float32(255)
+    exact = arr.astype(np.float64) @ (YCBCR[0] / 255.0).astype(np.float32).astype(np.float64)
+    return (exact + np.float64(np.float32(OFFSET[0] / 255.0))).astype(np.float32)
 
 
 def test_training_y_is_the_bt601_y_in_float32():
     rng = np.random.default_rng(3)
     arr = rng.integers(0, 256, (37, 41, 3), dtype=np.uint8)
     arr[0, 0], arr[0, 1] = 0, 255  # the extremes: Y 16 and 235
-    y = y_unit_float32(arr)
+    y = _y(arr)
     assert y.dtype == np.float32
     np.testing.assert_allclose(y, rgb_to_y(arr) / 255.0, rtol=0, atol=2e-7)
+    np.testing.assert_allclose(y, y_unit_float32(arr), rtol=0, atol=2.5e-7)  # numpy's BLAS: an ulp or two
     assert abs(y[0, 0] * 255 - 16) < 1e-4 and abs(y[0, 1] * 255 - 235) < 1e-4
+    sampler = P.PatchSampler([P.TrainImage("flat", arr[:36, :36], {4: arr[:9, :9], 2: arr[:18, :18]})],
+                             4, 36, augment=False)
+    np.testing.assert_array_equal(_sample(sampler, 0, 0)["hr"][0, 0].numpy(), y[:36, :36])
 
 
 def test_patch_crops_align_with_levels(images):
-    ds = P.PatchDataset(images, 4, 48, augment=False, seed=3)
+    sampler = P.PatchSampler(images, 4, 48, augment=False, seed=3)
     by = {im.name: im for im in images}
     for i in range(30):
-        item = ds[i]
-        name, (top, left), flip, rot = ds.crop(i)
+        item = _sample(sampler, i, i % 5)
+        name, (top, left), flip, rot = sampler.crop(i, i % 5)
         assert (flip, rot) == (False, 0) and top % 4 == 0 and left % 4 == 0
         im = by[name]
-        assert item["hr"].shape == (1, 48, 48) and item["hr"].dtype == torch.float32
-        np.testing.assert_array_equal(item["hr"][0].numpy(), _y(im.hr[top:top + 48, left:left + 48]))
+        assert item["hr"].shape == (1, 1, 48, 48) and item["hr"].dtype == torch.float32
+        np.testing.assert_array_equal(item["hr"][0, 0].numpy(), _y(im.hr[top:top + 48, left:left + 48]))
         lr = im.levels[4][top // 4:top // 4 + 12, left // 4:left // 4 + 12]
         half = im.levels[2][top // 2:top // 2 + 24, left // 2:left // 2 + 24]
-        np.testing.assert_array_equal(item["lr"][0].numpy(), _y(lr))
-        assert [t.shape for t in item["targets"]] == [(1, 24, 24), (1, 12, 12)]
-        np.testing.assert_array_equal(item["targets"][0][0].numpy(), _y(half))
-        assert item["targets"][1] is item["lr"]
+        np.testing.assert_array_equal(item["lr"][0, 0].numpy(), _y(lr))
+        assert [tuple(t.shape) for t in item["targets"]] == [(1, 1, 24, 24), (1, 1, 12, 12)]
+        np.testing.assert_array_equal(item["targets"][0][0, 0].numpy(), _y(half))
+        assert torch.equal(item["targets"][1], item["lr"]) and item["targets"][1] is not item["lr"]
 
 
 def test_rgb_patches_and_x3_targets(t91_root):
     images = P.load_train_images("t91", 3, root=t91_root, progress=False)
-    item = P.PatchDataset(images, 3, 48, in_channels=3, seed=1)[5]
-    assert item["hr"].shape == (3, 48, 48) and item["lr"].shape == (3, 16, 16)
+    item = _sample(P.PatchSampler(images, 3, 48, in_channels=3, seed=1), 5, 2)
+    assert item["hr"].shape == (1, 3, 48, 48) and item["lr"].shape == (1, 3, 16, 16)
     assert len(item["targets"]) == 1
     assert float(item["hr"].min()) >= 0.0 and float(item["hr"].max()) <= 1.0
 
 
 def _undo(t: torch.Tensor, flip: bool, rot: int) -> torch.Tensor:
-    t = torch.rot90(t, -rot, dims=(1, 2))
-    return torch.flip(t, dims=(2,)) if flip else t
+    t = torch.rot90(t, -rot, dims=(-2, -1))
+    return torch.flip(t, dims=(-1,)) if flip else t
 
 
 def test_flips_and_rotations_are_the_same_for_every_level(images):
-    aug = P.PatchDataset(images, 4, 48, augment=True, seed=7)
-    plain = P.PatchDataset(images, 4, 48, augment=False, seed=7)
+    aug = P.PatchSampler(images, 4, 48, augment=True, seed=7)
+    plain = P.PatchSampler(images, 4, 48, augment=False, seed=7)
     seen = set()
     for i in range(40):
-        _, pos, flip, rot = aug.crop(i)
-        assert plain.crop(i)[1] == pos  # augmentation does not move the crop
+        _, pos, flip, rot = aug.crop(i, 1)
+        assert plain.crop(i, 1)[1] == pos  # augmentation does not move the crop
         seen.add((flip, rot))
-        a, p = aug[i], plain[i]
+        a, p = _sample(aug, i, 1), _sample(plain, i, 1)
         for key in ("hr", "lr"):
             torch.testing.assert_close(_undo(a[key], flip, rot), p[key], rtol=0, atol=0)
         for ta, tp in zip(a["targets"], p["targets"], strict=True):
@@ -272,38 +288,61 @@ def test_flips_and_rotations_are_the_same_for_every_level(images):
     assert len(seen) >= 6  # most of the 8 flip/rotation combinations occur
 
 
-def test_items_depend_only_on_seed_and_index(images):
-    ds = P.PatchDataset(images, 4, 48, seed=0)
-    again = P.PatchDataset(images, 4, 48, seed=0)
-    other = P.PatchDataset(images, 4, 48, seed=1)
-    for i in (0, 5, 10**9):
-        torch.testing.assert_close(ds[i]["hr"], again[i]["hr"], rtol=0, atol=0)
-    _ = ds[3]  # order of access does not matter
-    torch.testing.assert_close(ds[4]["lr"], again[4]["lr"], rtol=0, atol=0)
-    assert any(not torch.equal(ds[i]["hr"], other[i]["hr"]) for i in range(5))
+def test_samples_depend_only_on_seed_iteration_and_position(images):
+    sampler = P.PatchSampler(images, 4, 48, seed=0)
+    again = P.PatchSampler(images, 4, 48, seed=0)
+    other = P.PatchSampler(images, 4, 48, seed=1)
+    for it in (0, 5, 10**9):
+        torch.testing.assert_close(_sample(sampler, it, 3)["hr"], _sample(again, it, 3)["hr"], rtol=0, atol=0)
+    _ = _sample(sampler, 3, 0)  # order of access does not matter
+    torch.testing.assert_close(_sample(sampler, 4, 2)["lr"], _sample(again, 4, 2)["lr"], rtol=0, atol=0)
+    # a batch is its samples: the same whether drawn alone, in a batch or with other iterations
+    batch = sampler.batch(sampler.params([7], 6))
+    many = sampler.batch(sampler.params([6, 7, 8], 6))
+    assert torch.equal(batch["hr"], many["hr"][6:12])
+    assert torch.equal(batch["hr"][4:5], _sample(sampler, 7, 4)["hr"])
+    assert any(not torch.equal(_sample(sampler, i, 0)["hr"], _sample(other, i, 0)["hr"]) for i in range(5))
     with pytest.raises(IndexError):
-        ds[-1]
+        sampler.crop(-1, 0)
+
+
+def test_draws_cover_images_corners_and_augmentations_evenly(images):
+    """Over 16,000 samples each image, flip and turn is drawn about equally often, corners span the
+    whole image, and consecutive iterations or seeds are not correlated (the counter-based draw)."""
+    sampler = P.PatchSampler(images, 4, 48, seed=0)
+    params = sampler.params(np.arange(1000), 16)
+    n = len(params)
+    counts = np.bincount(params[:, 0], minlength=len(sampler.images))
+    assert np.all(np.abs(counts - n / len(counts)) < 5 * np.sqrt(n / len(counts)))
+    combos = np.bincount(params[:, 3], minlength=8)
+    assert np.all(np.abs(combos - n / 8) < 5 * np.sqrt(n / 8))
+    for k, im in enumerate(sampler.images):
+        tops = params[params[:, 0] == k, 1]
+        assert tops.min() == 0 and tops.max() == (im.hr.shape[0] - 48) // 4 * 4
+    other = P.PatchSampler(images, 4, 48, seed=1).params(np.arange(1000), 16)
+    assert np.mean(params[:, 1] == other[:, 1]) < 0.2  # seeds give other streams
+    assert abs(np.corrcoef(params[:-16, 2], params[16:, 2])[0, 1]) < 0.05  # iteration to iteration
 
 
 def test_patch_size_checks(images):
     with pytest.raises(ReproError, match="multiple of 4"):
-        P.PatchDataset(images, 4, 50)
+        P.PatchSampler(images, 4, 50)
     with pytest.warns(UserWarning, match="1 of 3 training images are smaller"):
-        ds = P.PatchDataset(images, 4, 64)
-    assert len(ds.images) == 2
+        sampler = P.PatchSampler(images, 4, 64)
+    assert len(sampler.images) == 2
     with pytest.raises(ReproError, match="use a smaller patch"), pytest.warns(UserWarning):
-        P.PatchDataset(images, 4, 192)
+        P.PatchSampler(images, 4, 192)
 
 
-def test_batch_indices_split_the_global_batch():
-    assert P.batch_indices(3, 16) == list(range(48, 64))
-    parts = [P.batch_indices(3, 16, rank, 4) for rank in range(4)]
-    assert sum(parts, []) == list(range(48, 64))
-    assert all(len(p) == 4 for p in parts)
+def test_the_global_batch_splits_over_ranks(images):
+    sampler = P.PatchSampler(images, 4, 48, seed=2)
+    whole = sampler.params([3], 16)
+    parts = [sampler.params([3], 16, rank, 4) for rank in range(4)]
+    assert np.array_equal(np.concatenate(parts), whole) and all(len(p) == 4 for p in parts)
     with pytest.raises(ReproError, match="multiple of the world size"):
-        P.batch_indices(0, 10, 0, 4)
+        sampler.params([0], 10, 0, 4)
     with pytest.raises(ValueError):
-        P.batch_indices(0, 16, 4, 4)
+        sampler.params([0], 16, 4, 4)
 
 
 def _batches(loader):
@@ -311,13 +350,13 @@ def _batches(loader):
 
 
 def test_loader_resumes_and_matches_with_workers(images):
-    ds = P.PatchDataset(images, 4, 48, seed=5)
-    full = _batches(P.make_loader(ds, 4, 0, 6, num_workers=0))
+    sampler = P.PatchSampler(images, 4, 48, seed=5)
+    full = _batches(P.make_loader(sampler, 4, 0, 6, num_workers=0))
     assert len(full) == 6 and full[0][0].shape == (4, 1, 48, 48)
     assert [t.shape for t in full[0][2]] == [(4, 1, 24, 24), (4, 1, 12, 12)]
-    resumed = _batches(P.make_loader(ds, 4, 2, 4, num_workers=0))
-    workers = _batches(P.make_loader(ds, 4, 0, 6, num_workers=2))
-    rank1 = _batches(P.make_loader(ds, 4, 0, 6, num_workers=0, rank=1, world_size=2))
+    resumed = _batches(P.make_loader(sampler, 4, 2, 4, num_workers=0))
+    workers = _batches(P.make_loader(sampler, 4, 0, 6, num_workers=2))
+    rank1 = _batches(P.make_loader(sampler, 4, 0, 6, num_workers=0, rank=1, world_size=2))
     for k in range(6):
         torch.testing.assert_close(workers[k][0], full[k][0], rtol=0, atol=0)
         torch.testing.assert_close(workers[k][2][0], full[k][2][0], rtol=0, atol=0)

@@ -16,7 +16,8 @@ from repro.models.losses import to_floats
 from repro.runs.config import resolve
 from repro.runs.folder import format_cell, load_torch, read_metrics, read_teacher
 from repro.train import objectives
-from repro.train.engine import DeviceSums, train
+from repro.train.engine import train
+from repro.train.step import DeviceSums
 
 REPRO = Path(objectives.__file__).resolve().parents[1]
 SHORT = ["optim.iters_per_epoch=10", "run.log_every=5", "run.checkpoint_every=5", "val.sets="]
@@ -107,13 +108,16 @@ def test_logged_means_are_the_numbers_the_host_summed_before(tmp_path, monkeypat
         assert all(row[k] == format_cell(v / 5) for k, v in sums.items() if k != "total")
 
 
-def test_device_sums_add_in_float64_and_start_afresh() -> None:
+def test_device_sums_add_in_float64_and_start_afresh_in_place() -> None:
     sums = DeviceSums()
+    assert sums.read() == {}
     sums.add({"a": torch.tensor(0.1), "total": torch.tensor(1e8)})
+    buffer = sums.total
     sums.add({"a": torch.tensor(0.2), "total": torch.tensor(1.0)})
     assert sums.read() == {"a": float(torch.tensor(0.1)) + float(torch.tensor(0.2)), "total": 1e8 + 1.0}
-    assert sums.read() == {}
-    sums.add({"b": torch.tensor(1.0)})
+    assert sums.read() == {"a": 0.0, "total": 0.0}  # a new window, same memory (a CUDA graph adds there)
+    sums.add({"a": torch.tensor(0.5), "total": torch.tensor(2.0)})
+    assert sums.total is buffer and sums.read() == {"a": 0.5, "total": 2.0}
     with pytest.raises(ReproError, match="terms changed"):
         sums.add({"c": torch.tensor(1.0)})
 
@@ -180,10 +184,10 @@ def test_amp_and_channels_last_train_on_cpu_and_are_recorded(setting, tmp_path, 
         assert losses == reference
         return
     assert losses == pytest.approx(reference, rel=1e-5)
-    obj = built[-1][0]
-    weights = [p for m in (obj, obj.teacher) for p in m.parameters() if p.dim() == 4]
+    obj, frozen = built[-1][:2]
+    weights = [p for m in (obj, frozen.net) for p in m.parameters() if p.dim() == 4]
     assert all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)
-    assert any(not p.is_contiguous() for p in obj.teacher.parameters() if p.dim() == 4)
+    assert any(not p.is_contiguous() for p in frozen.net.parameters() if p.dim() == 4)
     assert seen and all(x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
                         for x in seen)
 

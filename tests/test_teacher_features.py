@@ -87,12 +87,19 @@ def test_features_skip_the_upsampler_and_the_degradation() -> None:
     assert calls == {"tail": 0, "sdm": 0}
 
 
-def _old_student_forward(student: objectives.Student, batch: dict) -> tuple[torch.Tensor, dict]:
+def _old_student_forward(student: objectives.Student, teacher: torch.nn.Module,
+                         batch: dict) -> tuple[torch.Tensor, dict]:
     """The student's step as it was: the teacher's whole forward for the VID target."""
     sr, feat = student.net.forward_with_features(batch["lr"])
     with torch.no_grad():
-        target = student.teacher(batch["hr"]).features
+        target = teacher(batch["hr"]).features
     return student_terms(sr, batch["hr"], student.vid.loss(feat, target), vid_weight=student.vid_weight)
+
+
+def _new_student_forward(student: objectives.Student, teacher: torch.nn.Module,
+                         batch: dict) -> tuple[torch.Tensor, dict]:
+    """The student's step now: the frozen teacher's features only, handed to the student in the batch."""
+    return student({**batch, "teacher": objectives.FrozenTeacher(teacher)(batch)})
 
 
 @pytest.mark.parametrize("teacher_name", ["dssd_teacher", "pisr_teacher"])
@@ -102,13 +109,13 @@ def test_student_loss_and_gradients_unchanged_bit_for_bit(teacher_name: str, sca
     net = create("fsrcnn", scale=scale)
     net.load_state_dict(teacher.backbone.state_dict())
     cfg = resolve("smoke", overrides=["loss.vid=0.5"])  # a large weight: VID shows in every gradient
-    student = objectives.Student(net, teacher, 56, cfg).train()
+    student = objectives.Student(net, 56, cfg).train()
     hr = _hr(scale, n=3)
     batch = {"hr": hr, "lr": _levels(hr, scale)[-1], "targets": _levels(hr, scale)}
     results = []
-    for forward in (_old_student_forward, objectives.Student.forward):
+    for forward in (_old_student_forward, _new_student_forward):
         student.zero_grad(set_to_none=True)
-        loss, terms = forward(student, batch)
+        loss, terms = forward(student, teacher.eval(), batch)
         loss.backward()
         results.append((loss.detach(), terms, [p.grad.clone() for p in student.parameters()]))
     (old_loss, old_terms, old_grads), (new_loss, new_terms, new_grads) = results
@@ -125,7 +132,8 @@ def test_a_bicubic_teacher_gives_its_student_features_of_the_batch_lr() -> None:
     scale = 4
     teacher = _teacher("dssd_teacher", scale, downsampler="bicubic", degradation="none")
     net = create("fsrcnn", scale=scale)
-    student = objectives.Student(net, teacher, 56, resolve("smoke")).train()
+    student = objectives.Student(net, 56, resolve("smoke")).train()
+    frozen = objectives.FrozenTeacher(teacher)
     hr = _hr(scale, n=2)
     levels = _levels(hr, scale)  # stand-ins that differ from any resize of hr
     seen = []
@@ -137,7 +145,8 @@ def test_a_bicubic_teacher_gives_its_student_features_of_the_batch_lr() -> None:
         return out
 
     teacher.features = spy  # type: ignore[method-assign]
-    student(batch={"hr": hr, "lr": levels[-1], "targets": levels})
+    batch = {"hr": hr, "lr": levels[-1], "targets": levels}
+    student({**batch, "teacher": frozen(batch)})
     with torch.no_grad():
         expected = teacher.backbone.features(levels[-1])
     assert torch.equal(seen[0], expected)

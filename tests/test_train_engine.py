@@ -93,12 +93,14 @@ def test_student_starts_from_the_teachers_backbone(tmp_path):
     tnet, _ = load_model(teacher)
     cfg = resolve("smoke", kind="student", overrides=SHORT, teacher=tcfg)
     assert cfg.model.name == "fsrcnn" and cfg.teacher_hash == tcfg.hash()
-    student, _ = objectives.build(cfg, tnet)
+    student, frozen, _ = objectives.build(cfg, tnet)
     backbone = tnet.backbone.state_dict()
     assert student.net.state_dict().keys() == backbone.keys()
     assert all(torch.equal(v, backbone[k]) for k, v in student.net.state_dict().items())
-    assert not any(p.requires_grad for p in student.teacher.parameters())
-    assert not any(k.startswith("_teacher") for k in student.state_dict())
+    assert not any(p.requires_grad for p in frozen.net.parameters()) and not frozen.net.training
+    assert frozen.net is tnet and not any(m is tnet for m in student.modules())  # held beside the student
+    assert student.state_dict().keys() == {f"net.{k}" for k in backbone} | {
+        f"vid.{k}" for k in student.vid.state_dict()}
     with pytest.raises(ReproError, match="--model fsrcnn"):
         resolve("smoke", kind="student", model="vdsr", teacher=tcfg)
     with pytest.raises(ReproError, match="--scale 4"):

@@ -1,8 +1,9 @@
 """Paired training patches: HR crops with their LR crop and the deep-supervision targets.
 
 Training images are decoded once and kept as `.npy` files (memory-mapped, so worker processes and a
-second run share the pages and start at once). Every sample is a pure function of (seed, index): a
-run resumed at any iteration, or split across workers and ranks, sees exactly the same patches.
+second run share the pages and start at once). Every sample is a pure function of (seed, iteration,
+position in the batch) (`repro.data.sampler`): a run resumed at any iteration, or split across workers
+and ranks, sees exactly the same patches.
 """
 
 from __future__ import annotations
@@ -10,22 +11,22 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from repro.data.images import read_image
+from repro.data.sampler import Planes, as_batch, augmented, draw, samples_of
 from repro.errors import ReproError, unknown_choice
-from repro.imaging import imresize, y_unit_float32
+from repro.imaging import imresize
 from repro.io_utils import atomic_write, atomic_write_text
 from repro.paths import data_root, default_cache_root
 from repro.scales import check_scale, crop_multiple, level_factors
@@ -33,7 +34,6 @@ from repro.scales import check_scale, crop_multiple, level_factors
 TRAIN_SOURCES = ("div2k", "t91", "sample")
 DIV2K_TRAIN_IDS = tuple(f"{i:04d}" for i in range(1, 801))  # the paper trains on DIV2K 0001-0800
 PAPER_HR_PATCH, PAPER_BATCH = 192, 16
-DEFAULT_LENGTH = 1000 * PAPER_BATCH  # one "epoch" of 1000 iterations (PISR's convention); see __len__
 _CACHE_VERSION = 2  # 2: grayscale images are kept single-channel (1 repeated them to RGB)
 
 
@@ -265,36 +265,25 @@ def _build(source: str, scale: int, entries: list[_Entry], src_dir: Path | None,
 
 
 # ---------------------------------------------------------------- patches
-def _augment(arr: np.ndarray, flip: bool, rot: int) -> np.ndarray:
-    """Horizontal flip then `rot` quarter turns of the last two axes (H, W)."""
-    if flip:
-        arr = arr[..., ::-1]
-    return np.rot90(arr, rot, axes=(-2, -1)) if rot else arr
+def check_split(batch_size: int, rank: int = 0, world_size: int = 1) -> None:
+    """The global batch splits evenly over the DDP ranks, and `rank` is one of them."""
+    if batch_size % world_size:
+        raise ReproError(f"batch size {batch_size} must be a multiple of the world size {world_size}")
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} out of range for world size {world_size}")
 
 
-def collate_patches(items: Sequence[dict[str, object]]) -> dict[str, object]:
-    """Batch patch dicts with a single-threaded `np.stack`: on a busy 2-core machine the multi-threaded
-    copy of `default_collate`'s `torch.stack` took 30-70 ms per batch, np.stack 0.1-0.3 ms."""
-    def batch(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
-        return torch.from_numpy(np.stack([t.numpy() for t in tensors]))
-
-    levels = zip(*(it["targets"] for it in items), strict=True)
-    return {"hr": batch([it["hr"] for it in items]), "lr": batch([it["lr"] for it in items]),
-            "targets": [batch(level) for level in levels]}
-
-
-class PatchDataset(Dataset):
-    """Random aligned HR/LR patches; item `i` depends only on (seed, i).
+class PatchSampler:
+    """Random aligned HR/LR patches of a run: sample j of iteration t depends only on (seed, t, j)
+    (`repro.data.sampler`), so a resumed run, a loader worker or a DDP rank computes exactly its own.
 
     An HR crop of `hr_patch` pixels starts at a multiple of the scale, so each level's crop covers
-    exactly the same region; flip and rotation are applied alike to HR and every level.
-    `length` is only what len() reports: any index >= 0 is valid, so training can run any number
-    of iterations (see `batch_indices`).
+    exactly the same region; flip and rotation are applied alike to HR and every level. Images smaller
+    than the patch are left out (with a warning).
     """
 
     def __init__(self, images: Sequence[TrainImage], scale: int, hr_patch: int = PAPER_HR_PATCH,
-                 in_channels: int = 1, augment: bool = True, seed: int = 0,
-                 length: int = DEFAULT_LENGTH) -> None:
+                 in_channels: int = 1, augment: bool = True, seed: int = 0) -> None:
         self.factors = level_factors(scale)
         if hr_patch <= 0 or hr_patch % crop_multiple(scale):
             raise ReproError(f"HR patch size {hr_patch} must be a positive multiple of "
@@ -313,90 +302,87 @@ class PatchDataset(Dataset):
                     raise ReproError(f"training image {im.name}: level 1/{f} has shape "
                                      f"{im.levels[f].shape}, expected HR/{f} from {im.hr.shape}")
         self.scale, self.hr_patch, self.in_channels = scale, hr_patch, in_channels
-        self.augment, self.seed, self.length = augment, int(seed), int(length)
-        self._by_name = {m.name: m for m in self.images}
+        self.augment, self.seed = augment, int(seed)
+        self.heights = np.array([im.hr.shape[0] for im in self.images], dtype=np.int64)
+        self.widths = np.array([im.hr.shape[1] for im in self.images], dtype=np.int64)
+        self.gray = np.array([im.hr.ndim == 2 for im in self.images])
+        self._factors = (1, *self.factors)
+        self.sides = [hr_patch // f for f in self._factors]
+        self._levels = [[im.hr, *(im.levels[f] for f in self.factors)] for im in self.images]
+        self._planes: Planes | None = None  # made where first used (each loader worker its own)
 
-    def __len__(self) -> int:
-        return self.length
+    def params(self, iterations: Sequence[int] | np.ndarray, batch_size: int, rank: int = 0,
+               world_size: int = 1) -> np.ndarray:
+        """int64 [len(iterations) * batch_size / world_size, 4]: image, HR top, HR left, flip * 4 + turns
+        of every sample this rank takes in these iterations, in order."""
+        check_split(batch_size, rank, world_size)
+        its, samples = samples_of(iterations, batch_size, rank, world_size)
+        return draw(self.seed, its, samples, self.heights, self.widths, self.hr_patch, self.scale,
+                    self.augment)
 
-    def _tensor(self, arr: np.ndarray, flip: bool, rot: int) -> torch.Tensor:
-        """uint8 HxWx3 (or HxW gray) crop -> float32 [C, H, W] in 0..1, flipped/rotated (after the
-        pointwise colour conversion, which commutes with them and is cheaper before the copy).
+    def crop(self, iteration: int, sample: int) -> tuple[str, tuple[int, int], bool, int]:
+        """Sample `sample` of iteration `iteration`: image name, HR top-left, flip, quarter turns."""
+        if iteration < 0 or sample < 0:
+            raise IndexError(f"iteration and sample must be >= 0, got {iteration}, {sample}")
+        k, top, left, combo = (int(v) for v in draw(self.seed, np.array([iteration]), np.array([sample]),
+                                                    self.heights, self.widths, self.hr_patch, self.scale,
+                                                    self.augment)[0])
+        return self.images[k].name, (top, left), bool(combo // 4), combo % 4
 
-        A grayscale crop is taken as it is, as evaluation takes a grayscale test image: its Y is its
-        own value (converting R=G=B to Y would squeeze it into 16..235); RGB networks see R=G=B."""
-        if self.in_channels == 1:
-            plane = y_unit_float32(arr)[None]
-        else:
-            rgb = np.repeat(arr[:, :, None], 3, axis=2) if arr.ndim == 2 else arr
-            plane = rgb.transpose(2, 0, 1).astype(np.float32) / np.float32(255.0)
-        return torch.from_numpy(np.ascontiguousarray(_augment(plane, flip, rot)))
+    def crops(self, params: np.ndarray) -> np.ndarray:
+        """uint8 [pixels, 3]: the channel-last crops of every level (HR first, each [n, q, q, 3]) of the
+        samples `params` describes, sliced from the images, flipped and turned (a grayscale image
+        repeated to R=G=B)."""
+        n = len(params)
+        flat = np.empty((n * sum(q * q for q in self.sides), 3), dtype=np.uint8)
+        outs, at = [], 0
+        for q in self.sides:
+            outs.append(flat[at:at + n * q * q].reshape(n, q, q, 3))
+            at += n * q * q
+        for j, (k, top, left, combo) in enumerate(params.tolist()):
+            for out, src, f, q in zip(outs, self._levels[k], self._factors, self.sides, strict=True):
+                crop = augmented(src[top // f:top // f + q, left // f:left // f + q], combo)
+                out[j] = crop[..., None] if crop.ndim == 2 else crop
+        return flat
 
-    def crop(self, i: int) -> tuple[str, tuple[int, int], bool, int]:
-        """The random choices of item `i`: image name, HR top-left, flip, number of 90-degree turns."""
-        if i < 0:
-            raise IndexError(f"patch index must be >= 0, got {i}")
-        rng = np.random.default_rng([self.seed, int(i)])
-        im = self.images[int(rng.integers(len(self.images)))]
-        s, p = self.scale, self.hr_patch
-        top = int(rng.integers((im.hr.shape[0] - p) // s + 1)) * s
-        left = int(rng.integers((im.hr.shape[1] - p) // s + 1)) * s
-        flip, rot = bool(rng.integers(2)), int(rng.integers(4))  # drawn always: crops don't depend on augment
-        return im.name, (top, left), flip and self.augment, rot if self.augment else 0
-
-    def __getitem__(self, i: int) -> dict[str, object]:
-        name, (top, left), flip, rot = self.crop(i)
-        im = self._by_name[name]
-        p = self.hr_patch
-        hr = self._tensor(im.hr[top:top + p, left:left + p], flip, rot)
-        targets = [self._tensor(im.levels[f][top // f:(top + p) // f, left // f:(left + p) // f], flip, rot)
-                   for f in self.factors]
-        return {"hr": hr, "lr": targets[-1], "targets": targets}
+    def batch(self, params: np.ndarray) -> dict[str, object]:
+        """The batch of these samples, made on the host (`repro.data.sampler.Planes`)."""
+        if self._planes is None:
+            self._planes = Planes(self.sides, self.in_channels, "cpu")
+        gray = torch.from_numpy(self.gray[params[:, 0]])
+        return as_batch(self._planes(torch.from_numpy(self.crops(params)), gray))
 
 
 # ---------------------------------------------------------------- iteration-ordered loading
-def batch_indices(iteration: int, batch_size: int, rank: int = 0, world_size: int = 1) -> list[int]:
-    """Sample indices of global batch `iteration` held by `rank` (the global batch split evenly)."""
-    if batch_size % world_size:
-        raise ReproError(f"batch size {batch_size} must be a multiple of the world size {world_size}")
-    if not 0 <= rank < world_size:
-        raise ValueError(f"rank {rank} out of range for world size {world_size}")
-    per = batch_size // world_size
-    start = iteration * batch_size + rank * per
-    return list(range(start, start + per))
+class IterationBatches(Dataset):
+    """Item t is this rank's part of global batch t, made whole (a loader's worker makes whole batches)."""
 
+    def __init__(self, sampler: PatchSampler, batch_size: int, rank: int = 0, world_size: int = 1) -> None:
+        check_split(batch_size, rank, world_size)
+        self.sampler, self.batch_size, self.rank, self.world_size = sampler, batch_size, rank, world_size
 
-class IterationBatchSampler(Sampler[list[int]]):
-    """Yields `batch_indices` for iterations start .. start+num-1: resuming is just another start."""
+    def __len__(self) -> int:  # any iteration >= 0 is valid; a loader is given the ones it needs
+        return 2**62
 
-    def __init__(self, batch_size: int, start_iteration: int, num_iterations: int,
-                 rank: int = 0, world_size: int = 1) -> None:
-        batch_indices(start_iteration, batch_size, rank, world_size)  # validates the split
-        self.batch_size, self.start, self.num = batch_size, start_iteration, num_iterations
-        self.rank, self.world_size = rank, world_size
-
-    def __iter__(self) -> Iterator[list[int]]:
-        for it in range(self.start, self.start + self.num):
-            yield batch_indices(it, self.batch_size, self.rank, self.world_size)
-
-    def __len__(self) -> int:
-        return self.num
+    def __getitem__(self, iteration: int) -> dict[str, object]:
+        return self.sampler.batch(self.sampler.params([iteration], self.batch_size, self.rank,
+                                                      self.world_size))
 
 
 def seed_worker(worker_id: int) -> None:
-    """Seed every RNG of a loader worker from the loader's base seed; one thread per worker."""
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)
-    torch.set_num_threads(1)  # workers share the cores with the training step
+    """One thread per loader worker: they share the cores with the training step (the patches need
+    no seeding: they are functions of the iteration)."""
+    torch.set_num_threads(1)
 
 
-def make_loader(dataset: Dataset, batch_size: int, start_iteration: int, num_iterations: int,
-                num_workers: int = 0, rank: int = 0, world_size: int = 1,
-                worker_init_fn: Callable[[int], None] | None = seed_worker) -> DataLoader:
-    """Collated batches of iterations start .. start+num-1 in order (`batch_size` is the global batch)."""
-    sampler = IterationBatchSampler(batch_size, start_iteration, num_iterations, rank, world_size)
-    extra = {"persistent_workers": True, "prefetch_factor": 4, "worker_init_fn": worker_init_fn} \
+def make_loader(sampler: PatchSampler, batch_size: int, start_iteration: int, num_iterations: int,
+                num_workers: int = 0, rank: int = 0, world_size: int = 1) -> DataLoader:
+    """Batches of iterations start .. start+num-1 in order (`batch_size` is the global batch)."""
+    if start_iteration < 0 or num_iterations < 0:
+        raise ValueError("start_iteration and num_iterations must be >= 0")
+    dataset = IterationBatches(sampler, batch_size, rank, world_size)
+    extra = {"persistent_workers": True, "prefetch_factor": 4, "worker_init_fn": seed_worker} \
         if num_workers > 0 else {}
-    return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate_patches,
-                      pin_memory=torch.cuda.is_available(), **extra)
+    return DataLoader(dataset, sampler=range(start_iteration, start_iteration + num_iterations),
+                      batch_size=None, num_workers=num_workers, pin_memory=torch.cuda.is_available(),
+                      **extra)

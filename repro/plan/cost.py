@@ -84,15 +84,17 @@ def measure_step(run: PlannedRun, device: str = "cpu") -> float:
     if run.teacher is not None:
         tcfg = run.teacher.cfg
         teacher = create(tcfg.model.name, scale=tcfg.data.scale, **tcfg.network_settings()).eval()
-    obj, _ = objectives.build(cfg, teacher)
+    obj, frozen, _ = objectives.build(cfg, teacher)
     obj.to(device).train()
+    if frozen is not None:
+        frozen.to(device)
     params = [p for p in obj.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=1e-4)
     batch = _batch(cfg, device)
 
     def step() -> float:
         t0 = time.perf_counter()
-        loss, _ = obj(batch)
+        loss, _ = obj({**batch, "teacher": frozen(batch)} if frozen is not None else batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -56,6 +56,9 @@ class DataConfig:
     # keep the decoded training set on the training device and cut patches there (same patches, no
     # worker processes, no host-to-device copy per step)
     on_device: bool = field(default=False, metadata=RUNTIME)
+    # the patch sampler's version (repro.data.sampler.SAMPLER_VERSION): batches of another version are
+    # another run, so it is hashed; only the current version can train
+    sampler: int = 2
 
 
 @dataclass
@@ -74,6 +77,8 @@ class OptimConfig:
     epochs: int = 1000
     iters_per_epoch: int = 1000  # the paper never says; PISR's code counts 1000 iterations per epoch
     grad_clip: float = 0.0  # max gradient norm; 0 = off
+    # Adam's fused implementation (one kernel for all parameters; rounds a little differently)
+    fused: bool = field(default=False, metadata=HASHED_IF_SET)
 
     @property
     def iterations(self) -> int:
@@ -107,6 +112,8 @@ class RunConfig:
     amp: bool = False  # bfloat16 autocast on CUDA (on a CPU: a note, no effect, so a run can resume there)
     channels_last: bool = False  # NHWC memory layout for the networks and their inputs
     compile: str = field(default="off", metadata=HASHED_IF_SET)  # torch.compile mode (COMPILE_MODES)
+    # the whole step captured as one CUDA graph and replayed (CUDA only; repro.train.step.GraphStep)
+    cuda_graph: bool = field(default=False, metadata=HASHED_IF_SET)
     device: str = field(default="auto", metadata=RUNTIME)  # auto = cuda if available else cpu
     threads: int = field(default=0, metadata=RUNTIME)  # CPU threads for torch; 0 = torch's default
     checkpoint_every: int = field(default=1000, metadata=RUNTIME)
@@ -357,6 +364,15 @@ def check(cfg: TrainConfig) -> None:
         raise unknown_choice("optim.schedule", cfg.optim.schedule, SCHEDULES)
     if cfg.run.compile not in COMPILE_MODES:
         raise unknown_choice("run.compile", cfg.run.compile, COMPILE_MODES)
+    if cfg.run.cuda_graph and cfg.run.compile != "off":
+        raise ReproError(f"run.cuda_graph and run.compile={cfg.run.compile} both capture the step: "
+                         "choose one (run.compile=off, or run.cuda_graph=false)")
+    from repro.data.sampler import SAMPLER_VERSION  # here: the parser of `repro --help` imports no torch
+
+    if cfg.data.sampler != SAMPLER_VERSION:
+        raise ReproError(f"data.sampler={cfg.data.sampler}: only the patch sampler version "
+                         f"{SAMPLER_VERSION} can train (version 1 drew other patches; its runs cannot be "
+                         "resumed by this version)")
     if cfg.data.scale not in SCALES:
         raise unknown_choice("scale", cfg.data.scale, SCALES)
     if cfg.data.hr_patch % cfg.data.scale:

@@ -1,14 +1,16 @@
 """The training loop shared by baselines, teachers and students (one readable loop, nanoGPT style).
 
-Build the objective (network + loss of the run's kind), Adam and the cosine schedule; resume from
-`checkpoint.pt` if there is one (weights, optimizer, scheduler, every RNG, iteration); then step
-through the iteration-ordered loader from the resumed iteration, so that a resumed run sees exactly
-the batches an uninterrupted one does. Same seed on CPU -> bit-identical `model.pt`.
+`_train` reads top to bottom: build the objective (the trainable part of the run's kind; a student's
+frozen teacher beside it, outside the trained module), Adam and its schedule; resume from
+`checkpoint.pt` if there is one (weights, optimizer, every RNG, iteration); then step from the resumed
+iteration through the run's patches, which are a function of (seed, iteration) alone, so that a resumed
+run sees exactly the batches an uninterrupted one does. Same seed on CPU -> bit-identical `model.pt`.
 
-A step never waits for the device: its loss terms stay tensors, summed on the device (`DeviceSums`),
-and are read to the host only when a row is logged (every `run.log_every` iterations, and at each
-checkpoint and validation), where a non-finite loss is caught. On a GPU the networks are so small that
-a step is bound by overhead: `run.compile`, `run.amp` (CUDA) and `run.channels_last` are for that.
+A step never waits for the device (`repro.train.step`): its loss terms are summed on the device and
+read to the host only when a row is logged (every `run.log_every` iterations, and at each checkpoint and
+validation), where a non-finite loss is caught. On a GPU the networks are so small that a step is bound
+by the host's launches: `run.cuda_graph` replays the whole step as one CUDA graph; `data.on_device`,
+`run.amp`, `run.channels_last`, `optim.fused` and `run.compile` are the other speed settings.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +28,11 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from repro.data.device_patches import device_batches
-from repro.data.patches import PatchDataset, load_train_images, make_loader
+from repro.data.device_patches import DevicePatchSource, channels_last_batch
+from repro.data.patches import PatchSampler, load_train_images, make_loader
 from repro.data.testsets import ImagePair, load_set
 from repro.errors import ReproError
 from repro.evaluate.sr import evaluate_pairs, summarise
-from repro.models.losses import Terms
 from repro.provenance import environment
 from repro.runs.config import TrainConfig
 from repro.runs.folder import (
@@ -51,50 +53,17 @@ from repro.runs.locks import run_lock
 from repro.train import objectives
 from repro.train.distributed import Dist, init_distributed, shutdown
 from repro.train.state import rng_state, seed_everything, set_rng_state
+from repro.train.step import (
+    DeviceSums,
+    GraphStep,
+    LRSchedule,
+    Optimizer,
+    Step,
+    compiled,
+    make_body,
+)
 
 RUNS_ROOT = Path("runs")
-
-
-class LRSchedule:
-    """lr factor at iteration i: `cosine` from 1 down to `floor` (min lr / lr) along half a cosine over
-    `total` iterations, or `constant` 1."""
-
-    def __init__(self, total: int, floor: float, schedule: str = "cosine") -> None:
-        self.total, self.floor, self.schedule = total, floor, schedule
-
-    def __call__(self, i: int) -> float:
-        if self.schedule == "constant":
-            return 1.0
-        progress = min(i, self.total) / self.total
-        return self.floor + (1.0 - self.floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-class DeviceSums:
-    """Running sums of a window's loss terms, kept on the device: a step adds its terms (one stack and
-    one add, no host read) and `read` brings the sums to the host once per logged row.
-
-    float64 sums of the float32 terms, added in iteration order: the very numbers the host summed when
-    every step read its terms, so metrics.csv is unchanged.
-    """
-
-    def __init__(self) -> None:
-        self.keys: list[str] = []
-        self.total: torch.Tensor | None = None
-
-    def add(self, terms: Terms) -> None:
-        if self.total is None:
-            self.keys = list(terms)
-        elif list(terms) != self.keys:
-            raise ReproError(f"the loss terms changed within a run: {self.keys} then {list(terms)}")
-        row = torch.stack([terms[k].detach().reshape(()).float() for k in self.keys])
-        self.total = row.double() if self.total is None else self.total.add_(row)
-
-    def read(self) -> dict[str, float]:
-        """The sums as floats (waits for the device's queued steps), and a fresh window."""
-        values = [] if self.total is None else self.total.tolist()
-        sums = dict(zip(self.keys, values, strict=True))
-        self.keys, self.total = [], None
-        return sums
 
 
 def _non_finite(value: float, first: int, last: int, lr: float, log_every: int) -> ReproError:
@@ -102,14 +71,14 @@ def _non_finite(value: float, first: int, last: int, lr: float, log_every: int) 
     where = f"at iteration {last}" if first == last else (
         f"at an iteration between {first} and {last} (the loss is read every run.log_every={log_every} "
         "iterations; run.log_every=1 names the very one)")
-    return ReproError(f"the loss became {value} {where}; lower the learning rate (now {lr}) or set "
-                      "optim.grad_clip")
+    return ReproError(f"the loss became {value} {where}; lower the learning rate (it was {lr:.3g} "
+                      "there) or set optim.grad_clip")
 
 
 def configure_torch(cfg: TrainConfig, device: torch.device) -> None:
     """Threads and determinism. run.amp (bfloat16 autocast) needs CUDA and is left off elsewhere rather
     than refused, so that a run can resume on another device (the device is not hashed);
-    run.channels_last works on every device."""
+    run.channels_last works on every device; run.cuda_graph is refused off CUDA (`make_step`)."""
     if cfg.run.threads > 0:
         torch.set_num_threads(cfg.run.threads)
     if cfg.run.deterministic:
@@ -118,17 +87,6 @@ def configure_torch(cfg: TrainConfig, device: torch.device) -> None:
         torch.backends.cudnn.benchmark = False
     elif device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-
-
-def compiled(model: torch.nn.Module, mode: str) -> torch.nn.Module:
-    """The step's module under `torch.compile(mode=...)` (run.compile), or itself when "off".
-
-    The objective is compiled whole (network, loss, a student's frozen teacher): one graph per step,
-    forward and backward; its weights stay the objective's own, so checkpoints do not change.
-    """
-    if mode == "off":
-        return model
-    return torch.compile(model, mode=mode)
 
 
 def run_dir_for(cfg: TrainConfig, out: str | os.PathLike[str] | None) -> Path:
@@ -156,10 +114,9 @@ def _prepare(cfg: TrainConfig, run_dir: Path, force: bool, d: Dist, extra: dict[
     return False
 
 
-def _to_device(batch: dict[str, Any], device: torch.device, channels_last: bool) -> dict[str, Any]:
+def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     def move(x: torch.Tensor) -> torch.Tensor:
-        x = x.to(device, non_blocking=True)
-        return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+        return x.to(device, non_blocking=True)
 
     return {"hr": move(batch["hr"]), "lr": move(batch["lr"]), "targets": [move(t) for t in batch["targets"]]}
 
@@ -214,141 +171,215 @@ def train(cfg: TrainConfig, out: str | os.PathLike[str] | None = None, teacher_d
 def _train(cfg: TrainConfig, d: Dist, device: torch.device, out: Any, teacher_dir: str | None,
            force: bool, data_root: str | None, progress: bool | None) -> Path:
     configure_torch(cfg, device)
-    teacher = None
-    extra: dict[str, Any] = {}
-    if cfg.kind == "student":
-        if not teacher_dir:
-            raise ReproError("`repro train student` needs --teacher RUN_DIR (a finished teacher run)")
-        if stored_hash(Path(teacher_dir)) != cfg.teacher_hash:
-            raise ReproError(f"--teacher {teacher_dir} is not the teacher these settings were resolved "
-                             f"with (teacher_hash {cfg.teacher_hash[:8]})")
-        teacher, _ = load_model(teacher_dir)
-        extra["teacher_dir"] = str(Path(teacher_dir).resolve())
-    elif teacher_dir:
-        raise ReproError(f"--teacher is only for students, not for a {cfg.kind} run")
+    teacher = _load_teacher(cfg, teacher_dir)
     seed_everything(cfg.run.seed)
-    obj, settings = objectives.build(cfg, teacher)  # bad model settings fail before any file
+    obj, frozen, settings = objectives.build(cfg, teacher)  # bad model settings fail before any file
     run_dir = run_dir_for(cfg, out)
     say = print if d.main else (lambda *a, **k: None)
+    extra = {"teacher_dir": str(Path(teacher_dir).resolve())} if teacher_dir else {}
     if _prepare(cfg, run_dir, force, d, extra):
         say(f"{run_dir}: complete ({DONE} present); nothing to do (pass --force to train it again)")
         return run_dir
-    if cfg.run.amp and device.type != "cuda":
-        say(f"run.amp: bfloat16 autocast is for CUDA; this {device.type} run computes in float32")
-    obj.to(device)
-    if cfg.run.channels_last:  # the whole objective (a student's frozen teacher too); inputs: _to_device
-        obj.to(memory_format=torch.channels_last)
-    params = [p for p in obj.parameters() if p.requires_grad]
-    o = cfg.optim
-    lr, min_lr = o.lr_range(cfg.kind)
-    optimizer = torch.optim.Adam(params, lr=lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay)
-    total = o.iterations
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, LRSchedule(total, min_lr / lr, o.schedule))
-    start, seconds = 0, 0.0
-    if (run_dir / CHECKPOINT).exists():
-        ckpt = load_torch(run_dir / CHECKPOINT)
-        if ckpt.get("hash") != cfg.hash():
-            raise ReproError(f"{run_dir / CHECKPOINT} belongs to other settings; pass --force to start over")
-        obj.load_state_dict(ckpt["objective"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        set_rng_state(ckpt["rng"])
-        start, seconds = int(ckpt["iteration"]), float(ckpt["seconds"])
-        say(f"{run_dir}: resuming at iteration {start}/{total}")
+    _place(cfg, device, obj, frozen, say)
+    opt = make_optimizer(cfg, obj, device)
+    start, seconds = _resume(cfg, run_dir, obj, opt, say)
     log = MetricsLog(run_dir / METRICS, enabled=d.main)
     log.truncate(start)  # rows a killed run wrote after its last checkpoint are redone
-    model = obj
-    if d.active:
-        model = DistributedDataParallel(obj, device_ids=[device.index] if device.type == "cuda" else None,
-                                        find_unused_parameters=cfg.kind == "teacher")
     val_pairs = load_val_pairs(cfg, data_root) if d.main else {}
-    images = load_train_images(cfg.data.source, cfg.data.scale, root=data_root, progress=d.main)
-    if cfg.data.on_device:  # the set on the training device: no workers, no copy per step
-        loader = None
-        batches = device_batches(images, cfg.data.scale, cfg.data.hr_patch, cfg.data.in_channels,
-                                 cfg.data.augment, seed=cfg.run.seed, batch_size=o.batch_size,
-                                 start_iteration=start, num_iterations=total - start, device=device,
-                                 rank=d.rank, world_size=d.world_size, channels_last=cfg.run.channels_last)
-    else:
-        dataset = PatchDataset(images, cfg.data.scale, cfg.data.hr_patch, cfg.data.in_channels,
-                               cfg.data.augment, seed=cfg.run.seed, length=total * o.batch_size)
-        loader = make_loader(dataset, o.batch_size, start, total - start, cfg.data.num_workers,
-                             d.rank, d.world_size)
-        batches = iter(loader)
-    show = d.main and (sys.stderr.isatty() if progress is None else progress)
+    feed = Feed(cfg, data_root, device, d, start)
+    sums = DeviceSums()
+    step = make_step(cfg, obj, frozen, opt, sums, feed, device, d)
+    total, show = cfg.optim.iterations, d.main and (sys.stderr.isatty() if progress is None else progress)
     bar = tqdm(total=total, initial=start, disable=not show, dynamic_ncols=True, unit="it", file=sys.stderr,
                desc=f"{cfg.kind} {cfg.model.name} x{cfg.data.scale}")
-    val_cols = [f"val_psnr_{name}" for name in cfg.val.sets]
-    sums = DeviceSums()
-    count, wait_s, step_s, last_val = 0, 0.0, 0.0, None
-    amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.run.amp and device.type == "cuda")
-    model = compiled(model, cfg.run.compile)
+    window, last_val = Window(), None
     obj.train()
     for it in range(start, total):
         t0 = time.perf_counter()
-        batch = next(batches)
+        inputs = next(feed.inputs)
         t1 = time.perf_counter()
-        batch = _to_device(batch, device, cfg.run.channels_last)
-        lr_now = optimizer.param_groups[0]["lr"]
-        if cfg.run.compile != "off":
-            torch.compiler.cudagraph_mark_step_begin()  # reduce-overhead: last step's outputs are done with
-        with amp:
-            loss, terms = model(batch)
-        sums.add(terms)  # on the device; read when a row is logged
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if o.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, o.grad_clip)
-        optimizer.step()
-        scheduler.step()
-        t2 = time.perf_counter()
-        count, wait_s, step_s = count + 1, wait_s + (t1 - t0), step_s + (t2 - t0)
-        seconds += t2 - t0
-        done = it + 1
+        window.lr = opt.at(it)
+        step(inputs)
+        window.add(wait=t1 - t0, step=time.perf_counter() - t0)
         bar.update(1)
-
+        done = it + 1
         validating = done == total or (cfg.val.every > 0 and done % cfg.val.every == 0)
         checkpointing = done < total and done % cfg.run.checkpoint_every == 0
         if not (validating or checkpointing or done % cfg.run.log_every == 0):
             continue
-        t3 = time.perf_counter()
-        window = sums.read()  # the only host read: waits for the steps the device still has queued
-        synced = time.perf_counter() - t3
-        step_s, seconds = step_s + synced, seconds + synced
-        keys = [k for k in window if k != "total"]
-        means = d.mean([window["total"] / count] + [window[k] / count for k in keys] + [wait_s, step_s])
-        if not math.isfinite(means[0]):  # the mean over ranks: every rank stops here together
-            raise _non_finite(means[0], done - count + 1, done, lr, cfg.run.log_every)
+        row = _row(cfg, d, done, window, sums)  # the only host read: waits for the queued steps
         val = validation_psnr(obj, cfg, val_pairs, device) if validating and d.main else {}
         last_val = val or last_val
-        row = {"iteration": done, "loss": means[0], **dict(zip(keys, means[1:-2], strict=True)),
-               "lr": lr_now, **{c: val.get(c) for c in val_cols},
-               "data_wait": means[-2] / means[-1] if means[-1] else 0.0,
-               "it_per_s": count / step_s if step_s else 0.0, "seconds": round(seconds, 3)}
-        log.append(row)
-        bar.set_postfix(loss=f"{means[0]:.4g}", **{c[9:]: f"{v:.2f}" for c, v in (last_val or {}).items()})
+        seconds += window.step
+        log.append({**row, **{f"val_psnr_{s}": val.get(f"val_psnr_{s}") for s in cfg.val.sets},
+                    "data_wait": window.wait / window.step if window.step else 0.0,
+                    "it_per_s": window.count / window.step if window.step else 0.0,
+                    "seconds": round(seconds, 3)})
+        bar.set_postfix(loss=f"{row['loss']:.4g}", **{c[9:]: f"{v:.2f}" for c, v in (last_val or {}).items()})
         if checkpointing and d.main:
-            save_torch(run_dir / CHECKPOINT, {
-                "iteration": done, "objective": obj.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "rng": rng_state(), "seconds": seconds,
-                "hash": cfg.hash(), "world_size": d.world_size})
+            _checkpoint(cfg, run_dir, done, obj, opt, seconds, d)
         if (validating or checkpointing) and not show:
             psnr = "".join(f", {c[9:]} {v:.2f} dB" for c, v in val.items())
-            say(f"[train] {run_dir.name} {done}/{total} loss {means[0]:.5g}{psnr}, "
-                f"{count / step_s:.2f} it/s", flush=True)
-        count, wait_s, step_s = 0, 0.0, 0.0
+            say(f"[train] {run_dir.name} {done}/{total} loss {row['loss']:.5g}{psnr}, "
+                f"{window.count / window.step:.2f} it/s", flush=True)
+        window = Window()
     bar.close()
-    del batches, loader  # stop the loader's workers before the final writes
-
+    feed.close()  # stop the loader's workers before the final writes
     if d.main:
-        net = obj.deployed()
-        save_torch(run_dir / MODEL, model_record(cfg.kind, cfg.model.name, cfg.data.scale, settings, net))
-        write_json(run_dir / DONE, {"hash": cfg.hash(), "iterations": total, "seconds": round(seconds, 3),
-                                    "validation": last_val or {}, "world_size": d.world_size,
-                                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                                    "environment": environment(str(device))})
-        say(f"{run_dir}: finished {total} iterations in {seconds:.1f} s"
-            + "".join(f", {c[9:]} {v:.2f} dB" for c, v in (last_val or {}).items()))
+        _finish(cfg, run_dir, obj, settings, seconds, last_val, d, device, say)
     d.barrier()
     return run_dir
 
+
+# ---------------------------------------------------------------- the parts of a run, in order
+def _load_teacher(cfg: TrainConfig, teacher_dir: str | None) -> torch.nn.Module | None:
+    """A student's finished teacher (checked against the hash its settings were resolved with)."""
+    if cfg.kind != "student":
+        if teacher_dir:
+            raise ReproError(f"--teacher is only for students, not for a {cfg.kind} run")
+        return None
+    if not teacher_dir:
+        raise ReproError("`repro train student` needs --teacher RUN_DIR (a finished teacher run)")
+    if stored_hash(Path(teacher_dir)) != cfg.teacher_hash:
+        raise ReproError(f"--teacher {teacher_dir} is not the teacher these settings were resolved "
+                         f"with (teacher_hash {cfg.teacher_hash[:8]})")
+    return load_model(teacher_dir)[0]
+
+
+def _place(cfg: TrainConfig, device: torch.device, obj: torch.nn.Module,
+           frozen: objectives.FrozenTeacher | None, say: Any) -> None:
+    """The objective (and a student's frozen teacher) on the device, in the memory layout asked for."""
+    if cfg.run.amp and device.type != "cuda":
+        say(f"run.amp: bfloat16 autocast is for CUDA; this {device.type} run computes in float32")
+    layout = {"memory_format": torch.channels_last} if cfg.run.channels_last else {}
+    obj.to(device).to(**layout)
+    if frozen is not None:
+        frozen.to(device).to(**layout)
+
+
+def make_optimizer(cfg: TrainConfig, obj: torch.nn.Module, device: torch.device) -> Optimizer:
+    o = cfg.optim
+    lr, min_lr = o.lr_range(cfg.kind)
+    return Optimizer([p for p in obj.parameters() if p.requires_grad], lr,
+                     LRSchedule(o.iterations, min_lr / lr, o.schedule), tuple(o.betas), o.eps, o.weight_decay,
+                     graph=cfg.run.cuda_graph and device.type == "cuda", fused=o.fused)
+
+
+def _resume(cfg: TrainConfig, run_dir: Path, obj: torch.nn.Module, opt: Optimizer,
+            say: Any) -> tuple[int, float]:
+    """(iteration, training seconds so far) from the run's checkpoint; (0, 0.0) without one."""
+    if not (run_dir / CHECKPOINT).exists():
+        return 0, 0.0
+    ckpt = load_torch(run_dir / CHECKPOINT)
+    if ckpt.get("hash") != cfg.hash():
+        raise ReproError(f"{run_dir / CHECKPOINT} belongs to other settings; pass --force to start over")
+    obj.load_state_dict(ckpt["objective"])
+    opt.load_state_dict(ckpt["optimizer"])
+    set_rng_state(ckpt["rng"])
+    start = int(ckpt["iteration"])
+    say(f"{run_dir}: resuming at iteration {start}/{cfg.optim.iterations}")
+    return start, float(ckpt["seconds"])
+
+
+class Feed:
+    """The run's inputs, iteration by iteration from `start`: host batches from the loader moved to the
+    device, or (data.on_device) the crop parameters the on-device source cuts a batch from. `to_batch`
+    makes the step's batch of an input (inside a captured step: a fixed-shape function of it)."""
+
+    def __init__(self, cfg: TrainConfig, data_root: str | None, device: torch.device, d: Dist,
+                 start: int) -> None:
+        images = load_train_images(cfg.data.source, cfg.data.scale, root=data_root, progress=d.main)
+        sampler = PatchSampler(images, cfg.data.scale, cfg.data.hr_patch, cfg.data.in_channels,
+                               cfg.data.augment, seed=cfg.run.seed)
+        o, num = cfg.optim, cfg.optim.iterations - start
+        self.channels_last = cfg.run.channels_last
+        self.loader = None
+        if cfg.data.on_device:  # the set on the training device: no workers, no copy per step
+            self.source = DevicePatchSource(sampler, device, batch_size=o.batch_size // d.world_size)
+            self.inputs = self.source.param_chunks(o.batch_size, start, num, d.rank, d.world_size)
+        else:
+            self.source, self.device = None, device
+            self.loader = make_loader(sampler, o.batch_size, start, num, cfg.data.num_workers, d.rank,
+                                      d.world_size)
+            self.inputs = (_to_device(b, device) for b in self.loader)
+
+    def to_batch(self, inputs: Any) -> dict[str, Any]:
+        batch = self.source.cut(inputs) if self.source is not None else inputs
+        return channels_last_batch(batch) if self.channels_last else batch
+
+    def close(self) -> None:
+        self.inputs = iter(())
+        self.loader = None
+
+
+def make_step(cfg: TrainConfig, obj: torch.nn.Module, frozen: objectives.FrozenTeacher | None,
+              opt: Optimizer, sums: DeviceSums, feed: Feed, device: torch.device, d: Dist) -> Step:
+    """The run's step: eager, compiled (run.compile) or a CUDA graph (run.cuda_graph)."""
+    if cfg.run.cuda_graph and device.type != "cuda":
+        raise ReproError(f"run.cuda_graph needs a CUDA device (a CUDA graph replays GPU work); this run "
+                         f"trains on {device.type}: set run.cuda_graph=false")
+    if cfg.run.cuda_graph and d.active:
+        raise ReproError("run.cuda_graph trains one process per GPU; with torchrun (several processes) "
+                         "set run.cuda_graph=false")
+    model: torch.nn.Module = obj
+    if d.active:
+        model = DistributedDataParallel(obj, device_ids=[device.index] if device.type == "cuda" else None,
+                                        find_unused_parameters=cfg.kind == "teacher")
+    model = compiled(model, cfg.run.compile)
+    body = make_body(model, opt, sums, (p for p in obj.parameters() if p.requires_grad), feed.to_batch,
+                     amp=cfg.run.amp and device.type == "cuda", grad_clip=cfg.optim.grad_clip,
+                     teacher=frozen, graph=cfg.run.cuda_graph)
+    if cfg.run.cuda_graph:
+        return GraphStep(body, opt, device)
+    return Step(body, opt, compiled=cfg.run.compile != "off")
+
+
+@dataclass
+class Window:
+    """The iterations since the last logged row: how many, seconds waiting for data, seconds in all,
+    and the learning rate of the last."""
+
+    count: int = 0
+    wait: float = 0.0
+    step: float = 0.0
+    lr: float = 0.0
+
+    def add(self, wait: float, step: float) -> None:
+        self.count, self.wait, self.step = self.count + 1, self.wait + wait, self.step + step
+
+
+def _row(cfg: TrainConfig, d: Dist, done: int, window: Window, sums: DeviceSums) -> dict[str, Any]:
+    """The window's mean loss terms (averaged over ranks) and learning rate; a non-finite loss stops
+    the run here, before anything is written. The host read's wait counts as step time."""
+    t0 = time.perf_counter()
+    sums_ = sums.read()
+    window.step += time.perf_counter() - t0
+    keys = [k for k in sums_ if k != "total"]
+    means = d.mean([sums_["total"] / window.count] + [sums_[k] / window.count for k in keys]
+                   + [window.wait, window.step])
+    if not math.isfinite(means[0]):  # the mean over ranks: every rank stops here together
+        raise _non_finite(means[0], done - window.count + 1, done, window.lr, cfg.run.log_every)
+    window.wait, window.step = means[-2], means[-1]
+    return {"iteration": done, "loss": means[0], **dict(zip(keys, means[1:-2], strict=True)), "lr": window.lr}
+
+
+def _checkpoint(cfg: TrainConfig, run_dir: Path, done: int, obj: torch.nn.Module, opt: Optimizer,
+                seconds: float, d: Dist) -> None:
+    save_torch(run_dir / CHECKPOINT, {
+        "iteration": done, "objective": obj.state_dict(), "optimizer": opt.state_dict(), "rng": rng_state(),
+        "seconds": seconds, "hash": cfg.hash(), "world_size": d.world_size})
+
+
+def _finish(cfg: TrainConfig, run_dir: Path, obj: objectives.Objective, settings: dict[str, Any],
+            seconds: float, last_val: dict[str, float] | None, d: Dist, device: torch.device,
+            say: Any) -> None:
+    """model.pt (the deployed network), then done.json: its presence marks the run finished."""
+    total = cfg.optim.iterations
+    save_torch(run_dir / MODEL, model_record(cfg.kind, cfg.model.name, cfg.data.scale, settings,
+                                             obj.deployed()))
+    write_json(run_dir / DONE, {"hash": cfg.hash(), "iterations": total, "seconds": round(seconds, 3),
+                                "validation": last_val or {}, "world_size": d.world_size,
+                                "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                "environment": environment(str(device))})
+    say(f"{run_dir}: finished {total} iterations in {seconds:.1f} s"
+        + "".join(f", {c[9:]} {v:.2f} dB" for c, v in (last_val or {}).items()))

@@ -4,8 +4,8 @@
 the engine sums them there and reads them to the host only when it logs, so a step never waits.
 
 An objective holds every trainable part (network, VID branches), so the engine optimises, checkpoints
-and wraps in DistributedDataParallel one module whatever the kind. A student's frozen teacher is
-kept outside the module tree: it is neither trained, checkpointed nor synchronised.
+and wraps in DistributedDataParallel one module whatever the kind. A student's frozen teacher is held
+beside it (`FrozenTeacher`): it is neither trained, checkpointed nor synchronised.
 """
 
 from __future__ import annotations
@@ -77,41 +77,45 @@ class Teacher(Objective):
 class Student(Objective):
     """The student: initialised from the teacher's backbone, trained with L1 + w * VID (Eq. 16-18).
 
-    The teacher's features for VID come from HR through the frozen teacher in eval mode, by its
-    `features(hr)`: only the layers that make them run (not its upsampler nor its degradation).
+    Only the trainable part (the network and the VID branches): the frozen teacher's features come in
+    the batch (`batch["teacher"]`, from `FrozenTeacher`), as timm's distillation task wraps only the
+    trainable part, so the teacher is neither trained, checkpointed nor synchronised.
     """
 
-    def __init__(self, net: nn.Module, teacher: nn.Module, channels: int, cfg: TrainConfig) -> None:
+    def __init__(self, net: nn.Module, channels: int, cfg: TrainConfig) -> None:
         super().__init__()
         self.net = net
         self.vid = VID(channels, density=cfg.loss.vid_density, shared_prelu=cfg.model.shared_prelu)
         self.vid_weight = cfg.loss.vid
-        teacher.eval().requires_grad_(False)
-        self._teacher = [teacher]  # a list keeps it out of parameters(), state_dict() and DDP
-
-    @property
-    def teacher(self) -> nn.Module:
-        return self._teacher[0]
-
-    def _apply(self, fn, *args, **kwargs):  # .to(device) moves the frozen teacher too
-        self._teacher[0] = self.teacher._apply(fn, *args, **kwargs)
-        return super()._apply(fn, *args, **kwargs)
-
-    def train(self, mode: bool = True) -> Student:
-        super().train(mode)
-        self.teacher.eval()
-        return self
 
     def forward(self, batch: Batch) -> tuple[torch.Tensor, Terms]:
         sr, feat = self.net.forward_with_features(batch["lr"])
-        with torch.no_grad():
-            # the batch's bicubic levels too: a Table 1 `bicubic` teacher sees the LR file, as in its training
-            target = self.teacher.features(batch["hr"], bicubic=list(batch["targets"]))
-        return student_terms(sr, batch["hr"], self.vid.loss(feat, target), vid_weight=self.vid_weight)
+        return student_terms(sr, batch["hr"], self.vid.loss(feat, batch["teacher"]),
+                             vid_weight=self.vid_weight)
 
 
-def build(cfg: TrainConfig, teacher: nn.Module | None = None) -> tuple[Objective, dict[str, Any]]:
-    """(objective, the deployed network's settings for `model.pt`) for a resolved config.
+class FrozenTeacher:
+    """A student's trained teacher, in eval mode and without gradients, held beside the objective: it
+    gives the features VID distils, by its `features(hr)` (only the layers that make them run, not its
+    upsampler nor its degradation). The batch's bicubic levels go to it too: a Table 1 `bicubic` teacher
+    sees the LR file, as in its training."""
+
+    def __init__(self, net: nn.Module) -> None:
+        self.net = net.eval().requires_grad_(False)
+
+    def to(self, *args: Any, **kwargs: Any) -> FrozenTeacher:
+        self.net.to(*args, **kwargs)
+        return self
+
+    @torch.no_grad()
+    def __call__(self, batch: Batch) -> torch.Tensor:
+        return self.net.features(batch["hr"], bicubic=list(batch["targets"]))
+
+
+def build(cfg: TrainConfig, teacher: nn.Module | None = None
+          ) -> tuple[Objective, FrozenTeacher | None, dict[str, Any]]:
+    """(objective, a student's frozen teacher or None, the deployed network's settings for `model.pt`)
+    for a resolved config.
 
     A student's `cfg` already holds its teacher's backbone settings (`resolve(..., teacher=...)`);
     `teacher` is that run's network, whose backbone weights the student starts from.
@@ -119,13 +123,13 @@ def build(cfg: TrainConfig, teacher: nn.Module | None = None) -> tuple[Objective
     settings = cfg.network_settings()
     net = create(cfg.model.name, scale=cfg.data.scale, **settings)
     if cfg.kind == "baseline":
-        return Baseline(net), settings
+        return Baseline(net), None, settings
     if cfg.kind == "teacher":
-        return Teacher(net, cfg), settings
+        return Teacher(net, cfg), None, settings
     if teacher is None:
         raise ReproError("a student needs its teacher: pass --teacher RUN_DIR (a finished teacher run)")
     net.load_state_dict(teacher.backbone.state_dict())  # every backbone layer (section 2.3)
     with torch.no_grad():
         probe = torch.zeros(1, cfg.data.in_channels, 8 * cfg.data.scale, 8 * cfg.data.scale)
         channels = teacher.eval().features(probe).shape[1]
-    return Student(net, teacher, channels, cfg), settings
+    return Student(net, channels, cfg), FrozenTeacher(teacher), settings
