@@ -7,13 +7,17 @@
 # (a) nvidia-smi and the torch / CUDA / cuDNN versions; (b) everything it writes goes under OUT (caches,
 # temporary files and decoded images included: XDG_CACHE_HOME, TMPDIR and the compilers' caches point
 # there; set REPRO_DATA to use your own data root, whose decoded-image cache then grows as usual);
-# (c) the GPU bench, quick size: iterations per second at paper settings with each speed setting, K runs
-# sharing the GPU, projected GPU hours of each table (OUT/bench-gpu.json); (d) the GPU runtime column
-# of `repro complexity` (OUT/complexity.json); (e) a smoke reproduction with --runs-per-gpu 4: table3
-# when the benchmark images are under the data root, else the quickstart with 2 seeds (6 runs, no
-# download); (g) `repro plan all --profile paper` priced from the bench's figures (OUT/plan-all.json);
-# (f) OUT/summary.md with every figure. Every step runs under `timeout`, the whole under
-# GPU_CHECK_SECONDS (default 450); a step that fails or times out is reported and the next one runs.
+# (c) the GPU bench, quick size: iterations per second at paper settings with every speed setting
+# together (the CUDA graph included), without the graph, with none, then each alone, then K runs sharing
+# the GPU, and the projected GPU hours of Tables 1-3, Tables 1-4 and all (OUT/bench-gpu.json);
+# (h) what the speed settings do to results: a CUDA-graph run against eager ones (weights, losses, a
+# resumed graph run), bf16 against float32 (PSNR, two seeds) (OUT/fidelity.json); (d) the GPU runtime
+# column of `repro complexity` (OUT/complexity.json); (e) a smoke reproduction with --runs-per-gpu 4:
+# table3 when the benchmark images are under the data root, else the quickstart with 2 seeds (6 runs,
+# no download); (g) `repro plan all --profile paper` priced from the bench's figures
+# (OUT/plan-all.json); (f) OUT/summary.md with every figure, and the projected hours printed last.
+# Every step runs under `timeout`, the whole under GPU_CHECK_SECONDS (default 460); a step that fails or
+# times out is reported and the next one runs.
 # Logs: OUT/gpu_check.log. Bulky files (run folders, caches) go to OUT/work/w/. PYTHON=... picks the
 # interpreter (default: python).
 set -u -o pipefail
@@ -31,7 +35,7 @@ export TMPDIR="$WORK/tmp" XDG_CACHE_HOME="$WORK/cache" MPLCONFIGDIR="$WORK/cache
 : >"$LOG"
 STEPS="$WORK/steps.tsv"
 : >"$STEPS"
-DEADLINE=$((SECONDS + ${GPU_CHECK_SECONDS:-450}))
+DEADLINE=$((SECONDS + ${GPU_CHECK_SECONDS:-460}))
 
 # step NAME LIMIT_S RESERVE_S COMMAND...: run COMMAND under timeout (LIMIT_S, less if fewer seconds are
 # left once RESERVE_S are kept for the steps after it), its output into the log; record how it ended.
@@ -78,10 +82,13 @@ fi
 
 # (c) the GPU bench, quick size (its own budget: 200 s of measurements, then 30 s or more of projection)
 export REPRO_BENCH_QUICK=1
-step bench 260 130 "$PY" -m repro.bench --only gpu --out "$OUT_DIR/bench-gpu.json"
+step bench 230 200 "$PY" -m repro.bench --only gpu --out "$OUT_DIR/bench-gpu.json"
+
+# (h) the CUDA graph against eager steps, bf16 against float32
+step fidelity 90 110 "$PY" -m repro.bench --only gpu_fidelity --out "$OUT_DIR/fidelity.json"
 
 # (d) the GPU runtime column (CPU runtime only for networks under 20 GMACs: the point is the GPU's)
-step complexity 50 90 "$PY" -m repro complexity --device cuda --scales 4 --no-tools --repeats 5 \
+step complexity 35 75 "$PY" -m repro complexity --device cuda --scales 4 --no-tools --repeats 5 \
     --runtime-max-gmacs 20 --json "$OUT_DIR/complexity.json" --table-dir "$WORK/complexity"
 
 # (e) K = 4 runs on one GPU: each run trained once, students after their teachers
@@ -93,11 +100,11 @@ sys.exit(folder_status(get_manifest('benchmark'), data_root()) != 'present')" 2>
     TABLE=table3
     SEEDS=1
 fi
-step reproduce 90 20 "$PY" -m repro reproduce "$TABLE" --profile smoke --seeds "$SEEDS" --runs-per-gpu 4 \
+step reproduce 50 25 "$PY" -m repro reproduce "$TABLE" --profile smoke --seeds "$SEEDS" --runs-per-gpu 4 \
     --set run.device=cuda --no-estimate --no-report --out "$WORK/t3"
 
 # (g) the planner's estimate of everything at paper settings, priced from the bench's figures
-step plan 30 5 "$PY" -m repro plan all --profile paper --out "$WORK/plan-out" --json "$OUT_DIR/plan-all.json"
+step plan 25 5 "$PY" -m repro plan all --profile paper --out "$WORK/plan-out" --json "$OUT_DIR/plan-all.json"
 
 # (f) the summary
 OUT_DIR="$OUT_DIR" WORK="$WORK" LOG="$LOG" STEPS="$STEPS" TABLE="$TABLE" \
@@ -120,6 +127,13 @@ try:
     lines.append(markdown(json.loads((out / "bench-gpu.json").read_text())["gpu"]))
 except Exception as exc:
     lines.append(f"no bench figures ({type(exc).__name__}: {exc})")
+
+lines += ["", "## What the speed settings do to results (`python -m repro.bench --only gpu_fidelity`)", ""]
+try:
+    fid = json.loads((out / "fidelity.json").read_text())["gpu_fidelity"]
+    lines += ["```json", json.dumps({k: v for k, v in fid.items() if k in ("graph", "amp")}, indent=1), "```"]
+except Exception as exc:
+    lines.append(f"no fidelity figures ({type(exc).__name__}: {exc})")
 
 lines += ["", "## GPU runtime (`repro complexity --device cuda`, x4, 1280x720 output)", ""]
 try:
@@ -153,5 +167,14 @@ lines += ["```", *[x for x in part.splitlines() if x.startswith(("plan:", "estim
                    and "timing a" not in x], "```"]
 (out / "summary.md").write_text("\n".join(lines) + "\n")
 print(f"wrote {out / 'summary.md'}")
+try:  # the figures a reader asks for first, printed last
+    proj = json.loads((out / "bench-gpu.json").read_text())["gpu"]["projection"]
+    print(f"projected GPU hours at paper settings (off / every speed setting / + best K={proj['best_k']}):")
+    for name in ("tables 1-3", "tables 1-4", "all"):
+        t = proj["tables"][name]
+        print(f"  {name}: {t['gpu_hours_off']} / {t['gpu_hours']['1']} / {t['gpu_hours_best_k']} "
+              f"({t['runs']} runs)")
+except Exception as exc:
+    print(f"no projection ({type(exc).__name__}: {exc})")
 EOF
 echo "GPU check done in $SECONDS s: $OUT_DIR/summary.md"

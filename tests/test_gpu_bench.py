@@ -18,6 +18,7 @@ from repro.bench.gpu import KINDS, QUICK, Bench, Sizes, options, project_hours
 from repro.cli import main
 from repro.plan import cost
 from repro.plan.runs import make_plan
+from repro.runs.config import resolve
 from repro.specs import tables
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without CUDA")
@@ -58,13 +59,22 @@ def test_the_bench_runs_are_runs_of_the_paper_plan(tmp_path):
         assert (run.cfg.data.hr_patch, run.cfg.optim.batch_size, run.cfg.data.scale) == (192, 16, 4)
 
 
-def test_options_say_what_the_engine_cannot_do_yet():
-    none = options(QUICK, {"compile": False, "on_device": False})
-    assert all(none[o].startswith("not available") for o in ("compile:default", "on_device"))
-    assert none["all"] == ["run.amp=true", "run.channels_last=true"]
-    both = options(QUICK, {"compile": True, "on_device": True})
-    assert both["all"] == ["run.amp=true", "run.channels_last=true", "data.on_device=true",
-                           "run.compile=default"]
+def test_options_put_every_setting_together_first_then_the_graph_then_each_alone():
+    opts = options(QUICK)
+    assert list(opts)[:3] == ["all", "all - graph", "cuda_graph"]
+    assert opts["all"] == ["run.cuda_graph=true", *opts["all - graph"]]
+    assert set(opts["all - graph"]) == {"data.on_device=true", "run.amp=true", "run.channels_last=true",
+                                        "optim.fused=true", "run.deterministic=false"}
+    alone = [o for o in opts if o not in ("all", "all - graph")]
+    assert alone[-1] == "compile:default" and all(len(opts[o]) == 1 for o in alone)
+    for settings in opts.values():  # every one resolves (and the graph with every other setting)
+        resolve("paper", kind="teacher", model="dssd_teacher", overrides=settings)
+
+
+def test_what_the_budget_leaves_is_skipped_saying_so(tmp_path, monkeypatch):
+    bench = Bench(Sizes("test", 0, 0.5, 10, 10, 20, (), ()), tmp_path, device="cpu", profile="smoke")
+    monkeypatch.setattr(bench, "measure", lambda *a, **k: pytest.fail("nothing may train"))
+    assert bench.timed("fsrcnn_baseline", "all", []) == {"skipped": "time budget (0 s left, 20 s needed)"}
 
 
 def test_projected_hours_use_each_kinds_sharing_speedup():
@@ -127,9 +137,9 @@ def test_estimate_stops_timing_at_its_budget(monkeypatch, tmp_path):
 def test_the_bench_measures_through_the_engine_and_shares_on_a_cpu(tmp_path):
     sizes = Sizes("test", 600, 0.5, 10, 10, 20, ("fsrcnn_baseline",), (), shares=(1, 2))
     bench = Bench(sizes, tmp_path, device="cpu", profile="smoke", base=("data.num_workers=0",))
-    off = bench.off("fsrcnn_baseline")
+    off = bench.timed("fsrcnn_baseline", "off", [])
     assert off["it_per_s"] > 0 and off["timed_iterations"] >= 10 and "error" not in off
-    shared = bench.sharing("fsrcnn_baseline")
+    shared = bench.sharing("fsrcnn_baseline", [])
     assert [shared[k]["k"] for k in ("1", "2")] == [1, 2]
     assert len(shared["2"]["per_run_it_per_s"]) == 2 and shared["2"]["aggregate_it_per_s"] > 0
     assert shared["1"]["speedup"] == 1.0 and shared["2"]["speedup"] > 0
@@ -138,31 +148,35 @@ def test_the_bench_measures_through_the_engine_and_shares_on_a_cpu(tmp_path):
 
 @pytest.mark.slow
 def test_the_whole_bench_runs_on_a_cpu_at_smoke_size(monkeypatch, tmp_path):
-    """Every phase of `measure_all` (settings off, sharing, options, the planner's cache, the projection)
-    on the CPU at the smoke profile: the glue a GPU run goes through."""
+    """Every phase of `measure_all` (every setting together, off, each alone, sharing, the planner's
+    cache, the projection) on the CPU at the smoke profile: the glue a GPU run goes through."""
     from repro.bench import gpu
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(gpu, "engine_support", lambda: {"compile": False, "on_device": False})
     kinds = ("fsrcnn_baseline", "dssd_teacher", "dssd_student")
-    sizes = Sizes("test", 40, 0.5, 10, 10, 20, ("fsrcnn_baseline",), (), shares=(1, 2), kinds=kinds,
-                  projection_s=0)  # what the budget leaves out is recorded as skipped
+    sizes = Sizes("test", 60, 0.5, 10, 10, 20, ("fsrcnn_baseline",), (), shares=(1, 2), kinds=kinds,
+                  projection_s=0)
     result = gpu.measure_all(sizes, tmp_path / "work", device="cpu", profile="smoke",
                              base=("data.num_workers=0",))
     json.dumps(result)  # plain data
     assert list(result["runs"]) == list(kinds)
-    assert all(result["runs"][k]["off"]["it_per_s"] > 0 for k in kinds)
-    assert set(result["runs"]["fsrcnn_baseline"]) >= {"off", "amp", "all", "channels_last", "on_device"}
-    assert result["runs"]["dssd_student"]["on_device"]["skipped"].startswith("not available")
+    for k in kinds:
+        recs = result["runs"][k]
+        assert list(recs)[:3] == ["all", "all - graph", "off"] and "cuda_graph" not in recs  # CPU: no graph
+        assert recs["all"]["it_per_s"] > 0 and recs["off"]["it_per_s"] > 0
+        assert recs["all"]["speedup_vs_off"] > 0
     assert result["settings"]["hr_patch"] == 48 and result["settings"]["profile"] == "smoke"
-    assert set(result["sharing"]["fsrcnn_baseline"]) == {"1", "2"}
     stored = cost.bench_figures(cost.device_name("cpu"))
     assert sorted(r["run"] for r in stored.values()) == sorted(kinds)
+    assert all(r["all_settings_it_per_s"] > 0 for r in stored.values())
     proj = result["projection"]
-    assert set(proj["tables"]) == {"table1", "table2", "table3", "table4", "appendix1", "all"}
+    assert list(proj["tables"])[:3] == ["tables 1-3", "tables 1-4", "all"]
+    assert set(proj["tables"]) == {"tables 1-3", "tables 1-4", "all", "table1", "table2", "table3", "table4",
+                                   "appendix1"}
     everything = proj["tables"]["all"]
     assert everything["priced_by_bench"] == 0  # no paper run measured at the smoke size
     assert everything["priced_by_step"] + everything["unpriced"] == everything["runs"] == 64
+    assert proj["tables"]["tables 1-3"]["runs"] < proj["tables"]["tables 1-4"]["runs"] < 64
     assert "| dssd_student |" in markdown(result)
 
 
@@ -177,13 +191,14 @@ def test_markdown_of_a_result():
               "sharing": {"fsrcnn_baseline": {"1": {"aggregate_it_per_s": 100.0, "speedup": 1.0},
                                               "2": {"aggregate_it_per_s": 180.0, "speedup": 1.8}}},
               "projection": {"best_k": 2, "tables": {"all": {"runs": 64, "iterations_m": 69.0,
+                                                             "gpu_hours_off": 900.0,
                                                              "gpu_hours": {"1": 300.0, "2": 170.0},
                                                              "gpu_hours_best_k": 170.0, "priced_by_bench": 20,
                                                              "priced_by_step": 40, "unpriced": 4}}}}
     text = markdown(result)
     assert "| fsrcnn_baseline | 100.0 | 150.0 (1.50x) | n/a | 900.0 | 40.0 |" in text
     assert "| fsrcnn_baseline | 100.0 (1.00x) | 180.0 (1.80x) |" in text
-    assert "| all | 64 | 69.0 | 300.0 | 170.0 | 20 / 40 / 4 |" in text
+    assert "| all | 64 | 69.0 | 900.0 | 300.0 | 170.0 | 20 / 40 / 4 |" in text
     assert "- vdsr amp: RuntimeError: boom" in text
     assert markdown({"cuda": False, "reason": "CPU-only torch build"}).startswith("GPU bench: no CUDA")
 
@@ -276,3 +291,31 @@ def test_tabulate_asks_for_the_gpu_runtime_when_the_runs_trained_on_cuda(monkeyp
         tabulate_module.tabulate(plan, tmp_path / device, device=device, log=lambda *a: None)
     assert seen == ["cuda", "cpu"]
     assert Path(tmp_path / "cuda" / "results.csv").exists()
+
+
+# ---------------------------------------------------------------- what the speed settings do to results
+@no_cuda
+def test_the_fidelity_checks_say_no_cuda_without_one(capsys):
+    from repro.bench import gpu_fidelity
+
+    assert gpu_fidelity.run() == {"cuda": False}
+    assert "no CUDA" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_the_amp_comparison_trains_and_validates_each_seed(monkeypatch, tmp_path):
+    """The bf16-vs-float32 machinery on a CPU (where autocast is a no-op: the two columns must agree to
+    the last digit), at a tiny size: the figures a GPU fills in."""
+    from repro.bench import gpu_fidelity
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(gpu_fidelity, "DEVICE", "cpu")
+    monkeypatch.setattr(gpu_fidelity, "FAST", ["data.hr_patch=48", "data.num_workers=0"])
+    monkeypatch.setattr(gpu_fidelity, "AMP_ITERATIONS", {"fsrcnn_baseline": 20})
+    monkeypatch.setattr(gpu_fidelity, "_val_set", lambda: "sample")
+    out = gpu_fidelity.amp_against_float32(tmp_path)
+    rec = out["fsrcnn_baseline"]
+    assert out["validation_set"] == "sample" and rec["seeds"] == [0, 1]
+    assert len(rec["psnr"]["float32"]) == len(rec["psnr"]["bf16"]) == 2
+    assert rec["psnr"]["float32"] == rec["psnr"]["bf16"]  # CPU: autocast is off, the same run
+    assert rec["seed_spread"]["float32"] > 0  # two seeds, two results

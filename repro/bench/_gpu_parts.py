@@ -193,8 +193,8 @@ def markdown(result: dict[str, Any]) -> str:
              f"{env.get('torch')}, CUDA {env.get('cuda')}, cuDNN {env.get('cudnn')}; {st['profile']} "
              f"settings (x{st['scale']}, {st['hr_patch']} px, batch {st['batch_size']}); "
              f"data: {result['source']}; {result.get('elapsed_s', '?')} s", "",
-             "Iterations per second, one run alone (speed-up over everything off); '-' skipped, n/a not "
-             "available:", ""]
+             "Iterations per second, one run alone (speed-up over everything off; `all` = every speed "
+             "setting, the CUDA graph included); '-' skipped (time budget), n/a not available:", ""]
     opts = list(next(iter(result["runs"].values())).keys())
     lines += ["| run | " + " | ".join(opts) + " | memory (MiB) | GPU util (%) |",
               "|---|" + "---:|" * (len(opts) + 2)]
@@ -215,17 +215,19 @@ def markdown(result: dict[str, Any]) -> str:
         lines += ["", f"Projection: {proj['error']}"]
     if proj.get("tables"):
         best = proj["best_k"]
-        lines += ["", f"Projected GPU hours at paper settings (best K = {best} runs sharing the GPU):", "",
-                  f"| table | runs | iterations (M) | hours, K=1 | hours, K={best} "
-                  "| priced by bench / step / not |",
-                  "|---|---:|---:|---:|---:|---|"]
+        lines += ["", "Projected GPU hours at paper settings: as the settings are, with every speed setting "
+                  "(each run kind's measured speed-up; kinds not measured: none), and with the best "
+                  f"K = {best} runs sharing the GPU on top:", "",
+                  "| tables | runs | iterations (M) | hours, settings off | hours, every setting "
+                  f"| hours, every setting, K={best} | priced by bench / step / not |",
+                  "|---|---:|---:|---:|---:|---:|---|"]
         for name, t in proj["tables"].items():
             if "error" in t:
-                lines.append(f"| {name} | error: {t['error']} |||||")
+                lines.append(f"| {name} | error: {t['error']} ||||||")
                 continue
-            lines.append(f"| {name} | {t['runs']} | {t['iterations_m']} | {t['gpu_hours']['1']} | "
-                         f"{t['gpu_hours_best_k']} | {t['priced_by_bench']} / {t['priced_by_step']} / "
-                         f"{t['unpriced']} |")
+            lines.append(f"| {name} | {t['runs']} | {t['iterations_m']} | {t['gpu_hours_off']} | "
+                         f"{t['gpu_hours']['1']} | {t['gpu_hours_best_k']} | {t['priced_by_bench']} / "
+                         f"{t['priced_by_step']} / {t['unpriced']} |")
     errors = [f"- {key} {option}: {rec['error']}" for key, recs in result["runs"].items()
               for option, rec in recs.items() if "error" in rec]
     errors += [f"- {key} K={k}: {rec['error']}" for key, recs in result["sharing"].items()

@@ -3,15 +3,20 @@ profile), what each speed setting buys, how many runs should share the GPU, and 
 
 Through the real engine (`repro.train.engine.train`, it/s read from metrics.csv after a warm-up), on
 the embedded `sample` photos unless DIV2K is under the data root (full size only; the output says which),
-for six runs the tables train: the FSRCNN baseline, the DSSD and PISR teachers, the DSSD student, VDSR
-and IDN. For each: it/s with every speed setting off (the paper profile as it is), then with each on
-(`run.amp`, `run.channels_last`, `run.compile` modes, `data.on_device`, `run.deterministic=false`) and
-all together (amp, channels_last, on_device, compile default), with the memory allocated and the GPU's
-utilisation (nvidia-smi). Then the aggregate it/s of K = 1, 2, 4, 8 runs sharing the GPU as separate
-processes (`repro reproduce --runs-per-gpu K`). Then the GPU hours of each table and of `all` at paper
-settings (the runs' missing iterations / it/s: the bench's figure where it measured the run, else a timed
-step, `repro.plan.cost`), one run at a time and with the K that gives the most throughput. The
-settings-off figures go to the planner's cache, so `repro plan --profile paper` on this GPU uses them.
+for six runs the tables train: the FSRCNN baseline, the DSSD teacher, the DSSD student, the PISR teacher,
+VDSR and IDN. Most telling first, so that a short budget still answers the questions that matter:
+  1. `all`: every speed setting together (the whole step as a CUDA graph, the set on the device, bf16
+     autocast, channels-last, fused Adam, deterministic algorithms off), for every run;
+  2. `all - graph`: the same without the CUDA graph (what the graph buys on top);
+  3. `off`: the paper profile as it is (the reference of every speed-up, and the planner's figure);
+  4. each setting alone: `cuda_graph`, `on_device`, `amp`, `channels_last`, `fused`,
+     `nondeterministic`, then `run.compile` modes;
+  5. K = 1, 2, 4, 8 runs sharing the GPU as separate processes (`repro reproduce --runs-per-gpu K`),
+     with every speed setting;
+then the GPU hours of Tables 1-3, Tables 1-4, `all` and each table at paper settings: as the settings
+are (off), with every speed setting (each run's kind's measured speed-up over off), and with the best K
+on top. The settings-off figures go to the planner's cache, so `repro plan --profile paper` on this GPU
+uses them.
 
 Sizes: quick (`REPRO_BENCH_QUICK=1 python -m repro.bench --only gpu`, or `python -m repro.bench.gpu
 --quick`): about 4 minutes, the sharing of two runs, compile default only, whatever the time budget
@@ -22,7 +27,6 @@ returns {"cuda": False}.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import math
 import os
@@ -46,7 +50,10 @@ KINDS: dict[str, RunSpec] = {
 }
 SHARES = (1, 2, 4, 8)
 LOG_EVERY = 10  # a metrics row (one host read of the loss) per 10 steps: the GPU runs ahead as in a run
-PROJECTED = ("table1", "table2", "table3", "table4", "appendix1", "all")
+# what the projection prices: the groups of tables a reader asks about first, then each table
+PROJECTED: dict[str, tuple[str, ...]] = {
+    "tables 1-3": ("table1", "table2", "table3"), "tables 1-4": ("table1", "table2", "table3", "table4"),
+    "all": ("all",), **{name: (name,) for name in ("table1", "table2", "table3", "table4", "appendix1")}}
 
 
 @dataclass(frozen=True)
@@ -68,35 +75,17 @@ QUICK = Sizes("quick", 200, 2.0, 10, 30, 3000, ("fsrcnn_baseline", "dssd_teacher
 FULL = Sizes("full", 3600, 15.0, 30, 200, 30000, tuple(KINDS), ("default", "reduce-overhead", "max-autotune"))
 
 
-def engine_support() -> dict[str, bool]:
-    """Whether the training code reads `run.compile` and `data.on_device` (settings that exist before
-    the engine uses them would measure the same as off)."""
-    import pkgutil
-
-    import repro.train
-
-    text = ""
-    for m in pkgutil.iter_modules(repro.train.__path__):
-        spec = importlib.util.find_spec(f"repro.train.{m.name}")
-        if spec is not None and spec.origin:
-            text += Path(spec.origin).read_text()
-    patches = importlib.util.find_spec("repro.data.device_patches") is not None
-    return {"compile": "run.compile" in text, "on_device": patches and "on_device" in text}
+SETTINGS = {  # each speed setting alone, as `--set` overrides
+    "cuda_graph": ["run.cuda_graph=true"], "on_device": ["data.on_device=true"], "amp": ["run.amp=true"],
+    "channels_last": ["run.channels_last=true"], "fused": ["optim.fused=true"],
+    "nondeterministic": ["run.deterministic=false"]}
 
 
-def options(sizes: Sizes, support: dict[str, bool]) -> dict[str, list[str] | str]:
-    """Option name -> its settings, or why it is not available."""
-    compile_ok = support["compile"] or "not available (the training engine does not read run.compile)"
-    device_ok = support["on_device"] or "not available (repro.data.device_patches or its use is missing)"
-    out: dict[str, list[str] | str] = {
-        "amp": ["run.amp=true"], "channels_last": ["run.channels_last=true"],
-        "on_device": ["data.on_device=true"] if device_ok is True else device_ok,
-        "nondeterministic": ["run.deterministic=false"]}
-    for mode in sizes.compile_modes:
-        out[f"compile:{mode}"] = [f"run.compile={mode}"] if compile_ok is True else compile_ok
-    out["all"] = ["run.amp=true", "run.channels_last=true"] + (["data.on_device=true"] if device_ok is True
-                                                             else []) \
-        + (["run.compile=default"] if compile_ok is True else [])
+def options(sizes: Sizes) -> dict[str, list[str]]:
+    """Option name -> its settings, in the order the bench measures them (after `off`)."""
+    together = [s for name, settings in SETTINGS.items() if name != "cuda_graph" for s in settings]
+    out = {"all": [*SETTINGS["cuda_graph"], *together], "all - graph": together, **SETTINGS}
+    out.update({f"compile:{mode}": [f"run.compile={mode}"] for mode in sizes.compile_modes})
     return out
 
 
@@ -126,8 +115,8 @@ def _error(exc: BaseException) -> str:
 
 def project_hours(per_run_s: dict[str, float], kind_of: dict[str, str | None],
                   speedups: dict[str, dict[int, float]], ks: tuple[int, ...]) -> dict[int, float]:
-    """GPU hours at each K: a run's seconds alone divided by its kind's measured sharing speedup (the
-    aggregate rate of K at once over one alone); a kind whose sharing was not measured gains nothing."""
+    """GPU hours at each K: a run's seconds alone divided by its kind's measured speedup at K (e.g. the
+    aggregate rate of K at once over one alone); a kind the bench did not measure gains nothing."""
     return {k: sum(s / speedups.get(kind_of.get(rid) or "", {}).get(k, 1.0) for rid, s in per_run_s.items())
             / 3600 for k in ks}
 
@@ -140,14 +129,13 @@ class Bench:
         self.sizes, self.folder, self.device, self.profile = sizes, folder, device, profile
         self.base, self.source = base, source
         self.started = time.monotonic()
-        self.iterations: dict[str, int] = {}
-        self.rates: dict[str, float] = {}  # kind -> it/s with everything off
+        self.rates: dict[tuple[str, str], float] = {}  # (kind, option) -> it/s
         self.cfgs: dict[str, Any] = {}  # kind -> its settings-off config
-        self.teacher: tuple[Any, str] | None = None  # the DSSD teacher's config and folder (for students)
+        self.teacher: tuple[Any, str] | None = None  # a trained DSSD teacher's config and folder (students)
         self.gpu = smi_id() if device.startswith("cuda") else None
 
     def left(self) -> float:
-        return self.sizes.budget_s - (time.monotonic() - self.started)
+        return max(0.0, self.sizes.budget_s - (time.monotonic() - self.started))
 
     def config(self, key: str, iterations: int, extra: list[str]) -> Any:
         from repro.runs.config import resolve
@@ -159,7 +147,7 @@ class Bench:
                     f"run.device={self.device}", *self.base, *extra]
         if spec.kind == "student":
             if self.teacher is None:
-                raise RuntimeError("the DSSD teacher was not trained")
+                raise RuntimeError("no DSSD teacher was trained")
             return resolve(self.profile, kind="student", overrides=settings, teacher=self.teacher[0])
         return resolve(self.profile, kind=spec.kind, model=spec.model, scale=spec.scale, overrides=settings)
 
@@ -180,7 +168,7 @@ class Bench:
         from repro.train.engine import train
 
         cuda = self.device.startswith("cuda")
-        folder = self.folder / f"{key}-{option.replace(':', '-')}-{iterations}"
+        folder = self.folder / f"{key}-{option.replace(':', '-').replace(' ', '')}-{iterations}"
         torch.use_deterministic_algorithms(False)  # the engine sets both from the run's settings; reset
         torch.backends.cudnn.benchmark = False  # what an earlier measurement left
         if cuda:
@@ -207,25 +195,34 @@ class Bench:
             record["gpu"] = sampler.summary()
         return record
 
-    def off(self, key: str) -> dict[str, Any]:
-        """Everything off: a probe, then (if it was short) again for `target_s` seconds."""
+    def timed(self, key: str, option: str, extra: list[str]) -> dict[str, Any]:
+        """`key` trained with `extra` settings: a probe, then (if it was short and the budget allows) a
+        run of `target_s` seconds. What does not fit the budget is skipped, saying so."""
         s = self.sizes
-        rec = self.measure(key, "off", [], s.warmup + _steps(s.min_iterations))
+        known = self.rates.get((key, "off")) or max((r for (k, _), r in self.rates.items() if k == key),
+                                                     default=0.0)
+        compiling = any(x.startswith("run.compile=") for x in extra)
+        need = 20 + (90 if compiling else 0) + ((s.warmup + s.min_iterations) / known if known else 0)
+        if self.left() < need:
+            return {"skipped": f"time budget ({self.left():.0f} s left, {need:.0f} s needed)"}
+        rec = self.measure(key, option, extra, s.warmup + _steps(s.min_iterations))
         rate = rec.get("it_per_s") or 0.0
         n = _steps(max(s.min_iterations, min(s.max_iterations, rate * s.target_s)))
         if rate and n > s.min_iterations * 1.5 and self.left() > n / rate + 30:
-            longer = self.measure(key, "off", [], s.warmup + n)
+            longer = self.measure(key, option, extra, s.warmup + n)
             rec = longer if longer.get("it_per_s") else rec
         if rec.get("it_per_s"):
-            self.rates[key], self.iterations[key], self.cfgs[key] = rec["it_per_s"], s.warmup + n, rec["cfg"]
-            if key == "dssd_teacher":
+            self.rates[key, option] = rec["it_per_s"]
+            if option == "off":
+                self.cfgs[key] = rec["cfg"]
+            if key == "dssd_teacher" and self.teacher is None:
                 self.teacher = (rec["cfg"], str(rec["folder"]))
         return rec
 
-    def sharing(self, key: str) -> dict[str, Any]:
-        """K = 1, 2, 4, 8 processes training `key` at once (the budget permitting)."""
+    def sharing(self, key: str, extra: list[str]) -> dict[str, Any]:
+        """K = 1, 2, 4, 8 processes training `key` with `extra` settings at once (the budget permitting)."""
         out: dict[str, Any] = {}
-        rate, s = self.rates[key], self.sizes
+        rate, s = self.rates.get((key, "all")) or self.rates[key, "off"], self.sizes
         for k in s.shares:
             n = s.warmup + _steps(max(s.min_iterations, min(s.max_iterations, rate * s.target_s / k)))
             need = 20 + 1.5 * n * k / rate  # start-up, and no gain from sharing at worst
@@ -233,7 +230,7 @@ class Bench:
                 out[str(k)] = {"skipped": f"time budget ({self.left():.0f} s left, {need:.0f} s needed)"}
                 continue
             teacher = self.teacher[1] if KINDS[key].kind == "student" and self.teacher else None
-            cfg = self.config(key, n, [])
+            cfg = self.config(key, n, extra)
             out[str(k)] = share(cfg.to_dict(), k, self.folder / f"share-{key}-{k}", warmup=s.warmup,
                                 teacher_dir=teacher, timeout_s=max(60.0, min(600.0, 3 * need)), gpu=self.gpu)
         one = (out.get("1") or {}).get("aggregate_it_per_s")
@@ -242,18 +239,30 @@ class Bench:
                 rec["speedup"] = round(rec["aggregate_it_per_s"] / one, 2)
         return out
 
-    def project(self, speedups: dict[str, dict[int, float]]) -> dict[str, Any]:
-        """GPU hours of each table and of `all` at paper settings, one run at a time and at the best K."""
+    def speedups(self, option: str, sharing: dict[str, dict[int, float]]) -> dict[str, dict[int, float]]:
+        """kind -> K -> its throughput at K with `option` over one run with everything off (1.0 for K=1
+        when the option was not measured)."""
+        out = {}
+        for key in self.cfgs:
+            alone = (self.rates.get((key, option)) or self.rates[key, "off"]) / self.rates[key, "off"]
+            out[key] = {1: alone, **{k: alone * g for k, g in sharing.get(key, {}).items()}}
+        return out
+
+    def project(self, sharing: dict[str, dict[int, float]]) -> dict[str, Any]:
+        """GPU hours of each table group at paper settings: as they are, with every speed setting, and
+        with every speed setting and the best K runs sharing the GPU."""
         from repro.plan.cost import estimate, step_signature
         from repro.plan.runs import make_plan
         from repro.specs import tables
 
         kinds = {self.signature(key): key for key in self.cfgs}
-        ks = tuple(sorted({1, *(k for s in speedups.values() for k in s)}))
+        fast = self.speedups("all", sharing)
+        ks = tuple(sorted({1, *(k for s in sharing.values() for k in s)}))
         out: dict[str, Any] = {}
         until = time.monotonic() + max(self.sizes.projection_s, self.left())  # steps the bench did not time
-        for name in ("all", *(t for t in PROJECTED if t != "all")):  # the tables reuse all's timings
-            plan = make_plan(tables(name), "paper")
+        for name in ("all", *(n for n in PROJECTED if n != "all")):  # the others reuse all's timings
+            specs = [spec for part in PROJECTED[name] for spec in tables(part)]
+            plan = make_plan(specs, "paper")
             try:
                 cost = estimate(plan, self.folder / "no-runs", self.device, progress=None,
                                 budget_s=until - time.monotonic())
@@ -261,33 +270,19 @@ class Bench:
                 out[name] = {"error": _error(exc)}
                 continue
             kind_of = {run.id: kinds.get(step_signature(run)) for run in plan.runs.values()}
-            hours = project_hours(cost.per_run, kind_of, speedups, ks)
+            off = project_hours(cost.per_run, kind_of, {}, (1,))[1]
+            with_all = project_hours(cost.per_run, kind_of, fast, ks)
             iterations = sum(r.cfg.optim.iterations for r in plan.runs.values())
             out[name] = {"runs": len(plan.runs), "iterations_m": round(iterations / 1e6, 1),
                          "priced_by_bench": sum(1 for v in cost.source.values() if v == "bench"),
                          "priced_by_step": sum(1 for v in cost.source.values() if v == "step"),
-                         "unpriced": len(cost.unpriced),
-                         "gpu_hours": {str(k): round(h, 1) for k, h in hours.items()}}
+                         "unpriced": len(cost.unpriced), "gpu_hours_off": round(off, 1),
+                         "gpu_hours": {str(k): round(h, 1) for k, h in with_all.items()}}
         best = min(ks, key=lambda k: (out.get("all", {}).get("gpu_hours") or {}).get(str(k), float("inf")))
         for rec in out.values():
             if "gpu_hours" in rec:
                 rec["gpu_hours_best_k"] = rec["gpu_hours"][str(best)]
         return {"best_k": best, "tables": {name: out[name] for name in PROJECTED}}
-
-
-def _option(bench: Bench, key: str, option: str, settings: list[str] | str) -> dict[str, Any]:
-    """`key` trained with one speed setting (or why not)."""
-    if isinstance(settings, str) or key not in bench.rates:
-        return {"skipped": settings if isinstance(settings, str) else "settings off failed"}
-    n = bench.iterations[key]
-    compiling = any(s.startswith("run.compile=") for s in settings)
-    need = 15 + 2 * n / bench.rates[key] + (90 if compiling else 0)  # a compile takes a minute or more
-    if bench.left() < need:
-        return {"skipped": f"time budget ({bench.left():.0f} s left)"}
-    rec = bench.measure(key, option, settings, n)
-    if rec.get("it_per_s"):
-        rec["speedup_vs_off"] = round(rec["it_per_s"] / bench.rates[key], 2)
-    return rec
 
 
 def measure_all(sizes: Sizes, folder: Path, device: str = "cuda", profile: str = "paper",
@@ -301,7 +296,6 @@ def measure_all(sizes: Sizes, folder: Path, device: str = "cuda", profile: str =
 
     source, source_note = training_source(sizes)
     bench = Bench(sizes, folder, device=device, profile=profile, base=base, source=source)
-    support = engine_support()
     cuda = device.startswith("cuda")
     memory = torch.cuda.get_device_properties(0).total_memory if cuda else 0
     result: dict[str, Any] = {
@@ -310,40 +304,40 @@ def measure_all(sizes: Sizes, folder: Path, device: str = "cuda", profile: str =
         "gpu_memory_total_mib": round(memory / 2**20),
         "settings": {"profile": profile, "base": list(base), "warmup": sizes.warmup, "log_every": LOG_EVERY,
                      "budget_s": sizes.budget_s},
-        "source": source_note, "engine_reads": support, "runs": {key: {} for key in sizes.kinds},
-        "sharing": {}}
-    runs = result["runs"]
-    for key in sizes.kinds:  # settings off first (the teacher before its student): the projection needs them
-        runs[key]["off"] = bench.off(key)
+        "source": source_note, "runs": {key: {} for key in sizes.kinds}, "sharing": {}}
+    runs, opts = result["runs"], options(sizes)
+    if not cuda:  # a CUDA graph needs CUDA: the CPU (tests) measures the rest
+        opts = {name: [s for s in settings if s != "run.cuda_graph=true"] for name, settings in opts.items()
+                if name != "cuda_graph"}
+    order = ["all", "all - graph", "off", *(o for o in opts if o not in ("all", "all - graph"))]
+    for option in order:  # option by option, each for every run (a teacher before its student)
+        for key in sizes.kinds:
+            runs[key][option] = bench.timed(key, option, [] if option == "off" else opts[option])
+    for key in sizes.share_kinds:  # then K runs sharing the GPU, with every speed setting
+        if (key, "off") in bench.rates:
+            result["sharing"][key] = bench.sharing(key, opts["all"] if (key, "all") in bench.rates else [])
+    for key, recs in runs.items():
+        off = bench.rates.get((key, "off"))
+        for option, rec in recs.items():
+            if off and option != "off" and rec.get("it_per_s"):
+                rec["speedup_vs_off"] = round(rec["it_per_s"] / off, 2)
     for cfg in list(bench.cfgs.values())[:1]:
         result["settings"].update(scale=cfg.data.scale, hr_patch=cfg.data.hr_patch,
                                   batch_size=cfg.optim.batch_size, deterministic=cfg.run.deterministic,
                                   num_workers=cfg.data.num_workers)
-    opts = options(sizes, support)
-    # then, most telling first (what does not fit the budget is skipped): one run kind shared by K, amp,
-    # the other kinds shared, all together, each other setting
-    first, *others = [k for k in sizes.share_kinds if k in bench.rates] or [None]
-    tasks = [("share", first), "amp", *(("share", k) for k in others), "all", "channels_last", "on_device",
-             "nondeterministic", *(f"compile:{m}" for m in sizes.compile_modes)]
-    for task in tasks:
-        if isinstance(task, tuple):
-            if task[1] is not None:
-                result["sharing"][task[1]] = bench.sharing(task[1])
-            continue
-        for key in sizes.kinds:
-            runs[key][task] = _option(bench, key, task, opts[task])
-    speedups = {key: {int(k): r["speedup"] for k, r in rec.items() if r.get("speedup")}
-                for key, rec in result["sharing"].items()}
-    try:  # the figures for `repro plan` on this GPU
-        records = {bench.signature(key): {"it_per_s": bench.rates[key], "run": key, "source": source,
+    sharing = {key: {int(k): r["speedup"] for k, r in rec.items() if r.get("speedup")}
+               for key, rec in result["sharing"].items()}
+    try:  # the figures for `repro plan` on this GPU (settings off: the paper profile as it is)
+        records = {bench.signature(key): {"it_per_s": bench.rates[key, "off"], "run": key, "source": source,
                                           "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                                          "size": sizes.name, "sharing_speedup": speedups.get(key, {})}
-                   for key in bench.rates}
+                                          "size": sizes.name, "sharing_speedup": sharing.get(key, {}),
+                                          "all_settings_it_per_s": bench.rates.get((key, "all"))}
+                   for key in bench.cfgs}
         result["cache"] = str(write_bench_figures(device_name(device), records))
     except Exception as exc:  # the measurements are kept whatever goes wrong after them
         result["cache"] = f"not written: {_error(exc)}"
     try:  # what the tables cost here
-        result["projection"] = bench.project(speedups)
+        result["projection"] = bench.project(sharing)
     except Exception as exc:
         result["projection"] = {"error": _error(exc)}
     for rec in runs.values():

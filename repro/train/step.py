@@ -178,10 +178,11 @@ class GraphStep(Step):
         current.wait_stream(side)
 
     def _capture(self, fn: Callable[[], None]) -> Callable[[], None]:
-        """Record `fn`'s GPU work as a graph (nothing runs); its replay."""
+        """Record `fn`'s GPU work as a graph (nothing runs); its replay. Thread-local capture: the
+        loader's pin-memory thread may call CUDA meanwhile."""
         graph, side = torch.cuda.CUDAGraph(), self._stream()
         side.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.graph(graph, stream=side):
+        with torch.cuda.graph(graph, stream=side, capture_error_mode="thread_local"):
             fn()
         torch.cuda.current_stream(self.device).wait_stream(side)
         return graph.replay
