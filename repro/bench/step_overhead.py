@@ -11,6 +11,8 @@ The engine's time is the wall time of its iterations (metrics.csv's step times),
 
 from __future__ import annotations
 
+import contextlib
+import os
 import statistics
 import tempfile
 import time
@@ -56,7 +58,8 @@ def engine_ms(folder: Path, workers: int, iterations: int = ITERATIONS, warmup: 
         f"run.checkpoint_every={100 * (warmup + iterations)}", "val.every=0", "val.sets=[]",
         f"data.num_workers={workers}", "run.threads=1"])
     out = folder / f"engine-{time.monotonic_ns()}"
-    train(cfg, out=out, progress=False)
+    with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
+        train(cfg, out=out, progress=False)
     rows = [r for r in read_metrics(out) if int(float(r["iteration"])) > warmup]
     seconds = sum(100 / float(r["it_per_s"]) for r in rows)
     return 1000 * seconds / (100 * len(rows))

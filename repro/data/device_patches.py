@@ -157,21 +157,22 @@ class DevicePatchSource:
         return as_batch(self.planes(crops, gray))
 
     def param_chunks(self, batch_size: int, start: int, num: int, rank: int = 0, world_size: int = 1,
-                     chunk: int = CHUNK_ITERATIONS) -> Iterator[torch.Tensor]:
+                     chunk: int = CHUNK_ITERATIONS,
+                     seeds: Sequence[int] | None = None) -> Iterator[torch.Tensor]:
         """This rank's [per, 4] parameters of iterations start .. start+num-1 on the device, drawn and
-        copied `chunk` iterations at a time."""
+        copied `chunk` iterations at a time (with `seeds`, a fleet's: [len(seeds) * per, 4] each)."""
         check_split(batch_size, rank, world_size)
         if start < 0 or num < 0 or chunk < 1:
             raise ValueError("start and num must be >= 0, chunk >= 1")
-        return self._chunks(batch_size, start, num, rank, world_size, chunk)
+        return self._chunks(batch_size, start, num, rank, world_size, chunk, seeds)
 
-    def _chunks(self, batch_size: int, start: int, num: int, rank: int, world_size: int,
-                chunk: int) -> Iterator[torch.Tensor]:
-        per = batch_size // world_size
+    def _chunks(self, batch_size: int, start: int, num: int, rank: int, world_size: int, chunk: int,
+                seeds: Sequence[int] | None) -> Iterator[torch.Tensor]:
+        per = batch_size // world_size * (len(seeds) if seeds is not None else 1)
         pin = self.device.type == "cuda"
         for first in range(start, start + num, chunk):
             its = np.arange(first, min(first + chunk, start + num))
-            staged = torch.from_numpy(self.sampler.params(its, batch_size, rank, world_size))
+            staged = torch.from_numpy(self.sampler.params(its, batch_size, rank, world_size, seeds))
             params = (staged.pin_memory() if pin else staged).to(self.device, non_blocking=pin)
             for j in range(len(its)):
                 yield params[j * per:(j + 1) * per]

@@ -312,13 +312,22 @@ class PatchSampler:
         self._planes: Planes | None = None  # made where first used (each loader worker its own)
 
     def params(self, iterations: Sequence[int] | np.ndarray, batch_size: int, rank: int = 0,
-               world_size: int = 1) -> np.ndarray:
+               world_size: int = 1, seeds: Sequence[int] | None = None) -> np.ndarray:
         """int64 [len(iterations) * batch_size / world_size, 4]: image, HR top, HR left, flip * 4 + turns
-        of every sample this rank takes in these iterations, in order."""
+        of every sample this rank takes in these iterations, in order. With `seeds` (a fleet: runs of
+        these seeds trained together), each iteration holds every seed's samples in turn, each exactly
+        the samples that seed's run draws alone: [len(iterations) * len(seeds) * per, 4]."""
         check_split(batch_size, rank, world_size)
         its, samples = samples_of(iterations, batch_size, rank, world_size)
-        return draw(self.seed, its, samples, self.heights, self.widths, self.hr_patch, self.scale,
-                    self.augment)
+        if seeds is None:
+            return draw(self.seed, its, samples, self.heights, self.widths, self.hr_patch, self.scale,
+                        self.augment)
+        per, n = batch_size // world_size, len(seeds)
+        seed = np.repeat(np.asarray(seeds, dtype=np.int64)[None, :, None], len(its) // per, axis=0)
+        shape = (len(its) // per, n, per)
+        return draw(np.broadcast_to(seed, shape), np.broadcast_to(its.reshape(-1, 1, per), shape),
+                    np.broadcast_to(samples.reshape(-1, 1, per), shape), self.heights, self.widths,
+                    self.hr_patch, self.scale, self.augment)
 
     def crop(self, iteration: int, sample: int) -> tuple[str, tuple[int, int], bool, int]:
         """Sample `sample` of iteration `iteration`: image name, HR top-left, flip, quarter turns."""
@@ -355,18 +364,21 @@ class PatchSampler:
 
 # ---------------------------------------------------------------- iteration-ordered loading
 class IterationBatches(Dataset):
-    """Item t is this rank's part of global batch t, made whole (a loader's worker makes whole batches)."""
+    """Item t is this rank's part of global batch t, made whole (a loader's worker makes whole batches);
+    with `seeds`, every seed's batch of iteration t one after another (a fleet's)."""
 
-    def __init__(self, sampler: PatchSampler, batch_size: int, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(self, sampler: PatchSampler, batch_size: int, rank: int = 0, world_size: int = 1,
+                 seeds: Sequence[int] | None = None) -> None:
         check_split(batch_size, rank, world_size)
         self.sampler, self.batch_size, self.rank, self.world_size = sampler, batch_size, rank, world_size
+        self.seeds = seeds
 
     def __len__(self) -> int:  # any iteration >= 0 is valid; a loader is given the ones it needs
         return 2**62
 
     def __getitem__(self, iteration: int) -> dict[str, object]:
         return self.sampler.batch(self.sampler.params([iteration], self.batch_size, self.rank,
-                                                      self.world_size))
+                                                      self.world_size, self.seeds))
 
 
 def seed_worker(worker_id: int) -> None:
@@ -376,11 +388,13 @@ def seed_worker(worker_id: int) -> None:
 
 
 def make_loader(sampler: PatchSampler, batch_size: int, start_iteration: int, num_iterations: int,
-                num_workers: int = 0, rank: int = 0, world_size: int = 1) -> DataLoader:
-    """Batches of iterations start .. start+num-1 in order (`batch_size` is the global batch)."""
+                num_workers: int = 0, rank: int = 0, world_size: int = 1,
+                seeds: Sequence[int] | None = None) -> DataLoader:
+    """Batches of iterations start .. start+num-1 in order (`batch_size` is the global batch; with
+    `seeds`, a fleet's batches: each seed's batch of the iteration in turn)."""
     if start_iteration < 0 or num_iterations < 0:
         raise ValueError("start_iteration and num_iterations must be >= 0")
-    dataset = IterationBatches(sampler, batch_size, rank, world_size)
+    dataset = IterationBatches(sampler, batch_size, rank, world_size, seeds)
     extra = {"persistent_workers": True, "prefetch_factor": 4, "worker_init_fn": seed_worker} \
         if num_workers > 0 else {}
     return DataLoader(dataset, sampler=range(start_iteration, start_iteration + num_iterations),

@@ -72,7 +72,7 @@ def draw(seed: int | np.ndarray, iteration: np.ndarray, sample: np.ndarray, heig
     top = below(w[..., 1], (heights[image] - hr_patch) // scale + 1) * scale
     left = below(w[..., 2], (widths[image] - hr_patch) // scale + 1) * scale
     combo = below(w[..., 3], 2) * 4 + below(w[..., 4], 4) if augment else np.zeros_like(image)
-    return np.stack([image, top, left, combo], axis=1).reshape(-1, 4)
+    return np.stack([image, top, left, combo], axis=-1).reshape(-1, 4)
 
 
 def samples_of(iterations: Sequence[int] | np.ndarray, batch_size: int, rank: int = 0,

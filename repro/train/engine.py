@@ -329,9 +329,10 @@ def make_step(cfg: TrainConfig, obj: torch.nn.Module, frozen: objectives.FrozenT
     body = make_body(model, opt, sums, (p for p in obj.parameters() if p.requires_grad), feed.to_batch,
                      amp=cfg.run.amp and device.type == "cuda", grad_clip=cfg.optim.grad_clip,
                      teacher=frozen, graph=cfg.run.cuda_graph)
+    zero_grad = opt.zero_grad
     if cfg.run.cuda_graph:
-        return GraphStep(body, opt, device)
-    return Step(body, opt, compiled=cfg.run.compile != "off")
+        return GraphStep(body, zero_grad, device)
+    return Step(body, zero_grad, compiled=cfg.run.compile != "off")
 
 
 @dataclass

@@ -108,6 +108,12 @@ class Optimizer:
                 group["lr"] = lr
         return lr
 
+    def zero_grad(self) -> None:
+        self.adam.zero_grad(set_to_none=True)
+
+    def step(self) -> None:
+        self.adam.step()
+
     def state_dict(self) -> dict[str, Any]:
         return self.adam.state_dict()
 
@@ -123,13 +129,14 @@ class Step:
     and steps the optimizer. Under `run.compile` each step first tells torch.compile's CUDA graphs
     (mode reduce-overhead) that the last step's outputs are done with."""
 
-    def __init__(self, body: Callable[[Inputs], None], optimizer: Optimizer, compiled: bool = False) -> None:
-        self.body, self.optimizer, self.compiled = body, optimizer, compiled
+    def __init__(self, body: Callable[[Inputs], None], zero_grad: Callable[[], None],
+                 compiled: bool = False) -> None:
+        self.body, self.zero_grad, self.compiled = body, zero_grad, compiled
 
     def __call__(self, inputs: Inputs) -> None:
         if self.compiled:
             torch.compiler.cudagraph_mark_step_begin()
-        self.optimizer.adam.zero_grad(set_to_none=True)
+        self.zero_grad()  # set to None: the backward writes fresh gradients
         self.body(inputs)
 
 
@@ -148,9 +155,9 @@ class GraphStep(Step):
     (recorded, not run) of the next, run by a first replay; then a replay per iteration, each with its
     inputs copied into the static ones the graph reads. `_side` and `_capture` are the only CUDA calls."""
 
-    def __init__(self, body: Callable[[Inputs], None], optimizer: Optimizer, device: torch.device,
+    def __init__(self, body: Callable[[Inputs], None], zero_grad: Callable[[], None], device: torch.device,
                  warmup: int = GRAPH_WARMUP) -> None:
-        super().__init__(body, optimizer)
+        super().__init__(body, zero_grad)
         self.device, self.warmup, self.calls = device, warmup, 0
         self.static: Inputs | None = None
         self.replay: Callable[[], None] | None = None
@@ -163,7 +170,7 @@ class GraphStep(Step):
             return
         if self.replay is None:
             self.static = _tree(lambda x: x.clone(), inputs)
-            self.optimizer.adam.zero_grad(set_to_none=True)  # the graph allocates the gradients it writes
+            self.zero_grad()  # the graph allocates the gradients it writes
             self.replay = self._capture(lambda: self.body(self.static))
         else:
             _tree(lambda s, x: s.copy_(x, non_blocking=True), self.static, inputs)
@@ -213,7 +220,7 @@ def make_body(model: nn.Module, optimizer: Optimizer, sums: DeviceSums, params: 
         loss.backward()
         if grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(params, grad_clip)
-        optimizer.adam.step()
+        optimizer.step()
 
     return body
 
