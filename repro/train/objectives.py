@@ -84,7 +84,8 @@ class Student(Objective):
     def __init__(self, net: nn.Module, teacher: nn.Module, channels: int, cfg: TrainConfig) -> None:
         super().__init__()
         self.net = net
-        self.vid = VID(channels, density=cfg.loss.vid_density, shared_prelu=cfg.model.shared_prelu)
+        self.vid = VID(channels, density=cfg.loss.vid_density, shared_prelu=cfg.model.shared_prelu,
+                       scale_factor=cfg.loss.vid_scale_factor, eps=cfg.loss.vid_eps)
         self.vid_weight = cfg.loss.vid
         teacher.eval().requires_grad_(False)
         self._teacher = [teacher]  # a list keeps it out of parameters(), state_dict() and DDP
