@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -83,7 +84,19 @@ def _reproduce_session(table: str):
     return nox.session(python="3.11", name=f"reproduce_{table}")(session_fn)
 
 
-for _table in ("table1", "table2", "table3", "table4", "appendix1", "all"):
+def _paper_tables() -> list[str]:
+    """The paper's tables as this checkout's specs list them (`repro.specs` imports only the standard
+    library, so nox's own Python reads it without installing the suite)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    try:
+        from repro.specs import ALL, paper_tables
+
+        return [*paper_tables(), ALL]
+    finally:
+        sys.path.pop(0)
+
+
+for _table in _paper_tables():
     globals()[f"reproduce_{_table}"] = _reproduce_session(_table)
 
 

@@ -13,6 +13,7 @@ import argparse
 
 from repro.errors import ReproError
 from repro.runs.config import KINDS
+from repro.runs.profiles import profile_names
 from repro.scales import SCALES
 
 DEFAULT_MODEL = {"baseline": "fsrcnn", "teacher": "dssd_teacher"}
@@ -28,8 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scale", type=int, choices=SCALES, help="upscaling factor (default 4; a student: "
                    "its teacher's)")
     p.add_argument("--profile", default="paper",
-                   help="settings profile: paper, pisr_code, laptop, smoke, quickstart, a TOML file, or "
-                   "several joined by commas (e.g. smoke,pisr_code); default paper")
+                   help=f"settings profile: {', '.join(profile_names())}, a TOML file, or several joined by "
+                   "commas (e.g. smoke,pisr_code); default paper")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one setting, e.g. optim.lr=5e-4 or model.downsampler=bicubic (repeatable)")
     p.add_argument("--out", help="run folder (default runs/<kind>-<model>-x<scale>-<hash of the settings>)")
