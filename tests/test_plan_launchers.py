@@ -16,7 +16,10 @@ import torch
 
 from repro.errors import ReproError
 from repro.plan.execute import RunJob, execute, read_evaluation
-from repro.plan.launchers import LocalLauncher, PoolLauncher, SlurmLauncher, SlurmOptions, check_order
+from repro.plan.launchers import check_order
+from repro.plan.launchers.local import LocalLauncher
+from repro.plan.launchers.pool import PoolLauncher
+from repro.plan.launchers.slurm import SlurmLauncher, SlurmOptions
 from repro.runs.config import resolve
 from repro.runs.folder import read_metrics
 from repro.runs.locks import holder_path, read_holder, run_lock

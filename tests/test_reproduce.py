@@ -132,15 +132,15 @@ def test_two_orchestrators_on_one_folder_train_every_run_once(tmp_path):
 
 
 def test_slurm_path_with_submitits_local_executor(tmp_path):
-    from repro.plan.launchers import SlurmOptions
+    from repro.plan.launchers.slurm import SlurmLauncher, SlurmOptions
     from repro.plan.orchestrate import Options, carry_out
     from repro.results.tabulate import tabulate
     from repro.specs import tables
 
     out = tmp_path / "slurm"
-    options = Options(profile="smoke", launcher="slurm", estimate=False,
+    options = Options(profile="smoke", estimate=False,
                       overrides=("optim.iters_per_epoch=10", "run.checkpoint_every=5"),
-                      slurm=SlurmOptions(cluster="local", time=10, gpus=0))
+                      launcher=SlurmLauncher(SlurmOptions(cluster="local", time=10, gpus=0)))
     plan = carry_out(tables("quickstart"), out, options, log=lambda *a, **k: None)
     tabulate(plan, out, log=lambda *a, **k: None)
     teacher = next(r for r in plan.runs.values() if r.cfg.kind == "teacher")
