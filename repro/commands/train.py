@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 
-from repro.errors import ReproError
 from repro.runs.config import KINDS
 from repro.runs.profiles import profile_names
 from repro.scales import SCALES
@@ -47,13 +46,9 @@ def main(args: argparse.Namespace) -> int:
     from repro.runs.profiles import load_profile
     from repro.train.engine import train
 
-    teacher = None
-    if args.kind == "student":
-        if not args.teacher:
-            raise ReproError("`repro train student` needs --teacher RUN_DIR (a finished teacher run)")
-        teacher = read_teacher(args.teacher)  # the student's model, scale and settings follow it
-    elif args.teacher:
-        raise ReproError(f"--teacher is only for students, not for a {args.kind} run")
+    # a student's model, scale and settings follow its teacher; resolve() refuses a student without one,
+    # or a teacher given to another kind of run
+    teacher = read_teacher(args.teacher) if args.teacher else None
     model = args.model
     has_name = any(s.split("=", 1)[0].strip() == "model.name" for s in args.overrides)
     has_name = has_name or "name" in load_profile(args.profile).get("model", {})
