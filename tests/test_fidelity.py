@@ -19,7 +19,9 @@ from repro.runs.profiles import load_profile, profile_names
 from repro.train import objectives
 from repro.train.engine import train
 
-TINY = ["optim.iters_per_epoch=4", "run.checkpoint_every=2", "run.log_every=1", "val.sets="]
+from conftest import short_run
+
+TINY = [*short_run(4, 2), "run.log_every=1"]
 # the differences of PISR's final configs (f66b979) from the paper's text: the student's schedule and the
 # VID density are the same in both readings, the Laplace scale and the PReLU sharing are not
 DIFFERENCES = {("model", "shared_prelu"): True, ("loss", "vid_scale_factor"): 0.1, ("loss", "vid_eps"): 1e-8}

@@ -26,7 +26,9 @@ from repro.plan.runs import make_plan
 from repro.runs.folder import DONE
 from repro.specs import tables
 
-SHORT = ("optim.iters_per_epoch=6", "run.checkpoint_every=3", "run.log_every=3")
+from conftest import short_run
+
+SHORT = tuple(short_run(6, 3))
 SPAWN = multiprocessing.get_context("spawn")
 DONE_LINE = re.compile(r"^\[pool\] (\S+): (trained|found finished)[^(]*\((\d+)/\d+; worker (\d+) pid (\d+)"
                        r"(?: GPU (\S+))?\)$")
@@ -132,7 +134,7 @@ def test_two_launches_with_k_over_one_folder_train_every_run_once(tmp_path):
     for p in procs:
         p.start()
     for p in procs:
-        p.join(600)
+        p.join()
     texts = [log.read_text() for log in logs]
     assert [p.exitcode for p in procs] == [0, 0], [t[-3000:] for t in texts]
     trained = [m.group(1) for t in texts for line in t.splitlines()

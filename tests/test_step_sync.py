@@ -17,8 +17,10 @@ from repro.runs.folder import format_cell, load_torch, read_metrics, read_teache
 from repro.train import objectives
 from repro.train.engine import DeviceSums, train
 
+from conftest import short_run
+
 REPRO = Path(objectives.__file__).resolve().parents[1]
-SHORT = ["optim.iters_per_epoch=10", "run.log_every=5", "run.checkpoint_every=5", "val.sets="]
+SHORT = short_run(10, 5)
 # every way a tensor's value reaches Python
 READS = ("item", "tolist", "numpy", "cpu", "__float__", "__int__", "__index__", "__bool__", "__format__")
 
