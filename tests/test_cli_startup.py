@@ -11,7 +11,7 @@ from repro.formatting import number
 def test_build_parser_imports_no_torch_or_numpy():
     code = ("import sys, repro.cli; repro.cli.build_parser(); "
             "print('torch' in sys.modules, 'numpy' in sys.modules)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False False"
 

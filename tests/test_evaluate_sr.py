@@ -43,14 +43,8 @@ class Oracle(nn.Module):
         return self.hr
 
 
-def _photo(h: int, w: int, seed: int, channels: int = 3) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    img = imresize(rng.integers(0, 256, (h // 4 + 2, w // 4 + 2, channels), dtype=np.uint8), 4.0)[:h, :w]
-    return img[:, :, 0] if channels == 1 else img
-
-
 @pytest.mark.parametrize("downsampler", ["hfrm", "bicubic"])
-def test_a_teacher_is_evaluated_on_its_own_input(downsampler):
+def test_a_teacher_is_evaluated_on_its_own_input(downsampler, smooth_image):
     """The real path of a teacher run: `load_evaluator`/`as_sr_network` wrap the teacher, which is given
     the HR image (privileged), or the LR image when its downsampler is bicubic (Table 1), exactly what
     its own forward makes of that input."""
@@ -58,7 +52,7 @@ def test_a_teacher_is_evaluated_on_its_own_input(downsampler):
     teacher = create("dssd_teacher", scale=4, downsampler=downsampler, degradation="none").eval()
     net = E.as_sr_network(teacher)
     assert net.input == ("lr" if downsampler == "bicubic" else "hr")
-    hr = _photo(48, 40, 8)
+    hr = smooth_image(48, 40, 8)
     lr = imresize(hr, 0.25)
     df = E.evaluate_pairs(net, [ImagePair("t", hr, lr)], "synthetic", 4, progress=False)
     given = hr if downsampler == "hfrm" else lr
@@ -84,8 +78,8 @@ def test_load_evaluator_wraps_a_teacher_run(tmp_path):
     assert isinstance(net, E.TeacherAsSR) and net.input == "hr" and record["kind"] == "teacher"
 
 
-def test_perfect_model_on_a_gray_image_gives_inf():
-    hr = _photo(48, 40, 0, channels=1)
+def test_perfect_model_on_a_gray_image_gives_inf(smooth_image):
+    hr = smooth_image(48, 40, 0, channels=1)
     pair = ImagePair("gray", hr, imresize(hr, 0.25))
     df = E.evaluate_pairs(Oracle(hr), [pair], "synthetic", 4, progress=False)
     assert list(df.columns) == ["dataset", "image", "scale", "psnr", "ssim"]
@@ -94,8 +88,8 @@ def test_perfect_model_on_a_gray_image_gives_inf():
     assert math.isinf(summary.psnr[0]) and summary.images[0] == 1
 
 
-def test_perfect_y_on_a_colour_image_only_loses_the_rounding():
-    hr = _photo(48, 40, 1)
+def test_perfect_y_on_a_colour_image_only_loses_the_rounding(smooth_image):
+    hr = smooth_image(48, 40, 1)
     y = rgb_to_y(hr)  # the oracle outputs the HR's Y, which the evaluation rounds to uint8
     df = E.evaluate_pairs(Oracle(y), [ImagePair("rgb", hr, imresize(hr, 0.25))], "synthetic", 4,
                           progress=False)
@@ -105,7 +99,7 @@ def test_perfect_y_on_a_colour_image_only_loses_the_rounding():
     assert 55 < df.psnr[0] < 62  # uniform rounding error: 10 log10(12 * 255^2) = 58.9 dB
 
 
-def test_super_resolve_feeds_float_y_and_clips_and_rounds():
+def test_super_resolve_feeds_float_y_and_clips_and_rounds(smooth_image):
     seen = {}
 
     class Probe(nn.Module):
@@ -115,20 +109,20 @@ def test_super_resolve_feeds_float_y_and_clips_and_rounds():
             up[..., 0, 0], up[..., 0, 1], up[..., 0, 2] = -0.3, 1.7, 2.5 / 255.0
             return up
 
-    lr = _photo(10, 12, 2)
+    lr = smooth_image(10, 12, 2)
     out = E.super_resolve(Probe(), lr)
     assert out.dtype == np.uint8 and out.shape == (20, 24)
     np.testing.assert_allclose(seen["x"][0, 0].numpy(), rgb_to_y(lr) / 255.0, rtol=0, atol=1e-6)
     assert (out[0, 0], out[0, 1], out[0, 2]) == (0, 255, 3)  # clipped, and 2.5 rounds half up
     y_up = np.clip(np.floor(np.repeat(np.repeat(rgb_to_y(lr), 2, 0), 2, 1) + 0.5), 0, 255)
     np.testing.assert_array_equal(out[1:], y_up[1:])
-    gray = _photo(10, 12, 3, channels=1)
+    gray = smooth_image(10, 12, 3, channels=1)
     E.super_resolve(Probe(), gray)
     np.testing.assert_allclose(seen["x"][0, 0].numpy(), gray / 255.0, rtol=0, atol=1e-7)  # as is
 
 
-def test_rgb_network_and_colour_output():
-    lr = _photo(12, 16, 4)
+def test_rgb_network_and_colour_output(smooth_image):
+    lr = smooth_image(12, 16, 4)
     up3 = nn.Upsample(scale_factor=3, mode="nearest")
     sr = E.super_resolve(up3, lr, in_channels=3)
     np.testing.assert_array_equal(sr, np.repeat(np.repeat(lr, 3, 0), 3, 1))
@@ -140,18 +134,19 @@ def test_rgb_network_and_colour_output():
     assert np.abs(colour.astype(int) - ref.astype(int)).max() <= 2
 
 
-def test_ycbcr_round_trip():
-    img = _photo(16, 16, 5)
+def test_ycbcr_round_trip(smooth_image):
+    img = smooth_image(16, 16, 5)
     np.testing.assert_allclose(E.rgb_to_ycbcr(img)[..., 0], rgb_to_y(img))
     np.testing.assert_array_equal(E.ycbcr_to_rgb(E.rgb_to_ycbcr(img)), img)
 
 
-def test_wrong_output_size_is_an_error():
-    lr = _photo(10, 12, 6)
+def test_wrong_output_size_is_an_error(smooth_image):
+    lr = smooth_image(10, 12, 6)
     with pytest.raises(ValueError, match="not an x4 upscale"):
         E.super_resolve(nn.Identity(), lr, scale=4)
     with pytest.raises(ValueError, match=r"synthetic/a x2: the model made a 36x30 image .* HR is 24x20"):
-        E.evaluate_pairs(Bicubic(3), [ImagePair("a", _photo(20, 24, 7), lr)], "synthetic", 2, progress=False)
+        E.evaluate_pairs(Bicubic(3), [ImagePair("a", smooth_image(20, 24, 7), lr)], "synthetic", 2,
+                         progress=False)
     with pytest.raises(ValueError, match="not an upscale"):
         E.super_resolve(lambda x: x[..., :5, :], lr)
 

@@ -17,12 +17,8 @@ from repro.data.manifests import get_manifest
 from repro.data.verify import PixelDigest, check_pixels, pixel_digest, verify
 
 
-def _random(seed: int, shape: tuple[int, ...]) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, size=shape, dtype=np.uint8)
-
-
-def test_pixel_digest_ignores_file_encoding(tmp_path):
-    arr = _random(7, (20, 30, 3))
+def test_pixel_digest_ignores_file_encoding(tmp_path, random_image):
+    arr = random_image((20, 30, 3), 7)
     Image.fromarray(arr).save(tmp_path / "a.png", compress_level=0)
     Image.fromarray(arr).save(tmp_path / "b.png", compress_level=9)
     Image.fromarray(arr).save(tmp_path / "c.bmp")
@@ -31,8 +27,8 @@ def test_pixel_digest_ignores_file_encoding(tmp_path):
     assert digests == {pixel_digest(arr)}
 
 
-def test_crop_digest_accepts_one_pixel_larger_or_smaller_copies():
-    arr = _random(0, (321, 481, 3))
+def test_crop_digest_accepts_one_pixel_larger_or_smaller_copies(random_image):
+    arr = random_image((321, 481, 3), 0)
     entry = PixelDigest("x.png", (321, 480, 3), pixel_digest(arr[:, :480]), (320, 480),
                         pixel_digest(arr[:320, :480]))
     assert check_pixels(entry, arr[:, :480]) is None  # the listed copy

@@ -15,14 +15,26 @@ from repro.models import create
 from repro.models.vid import VID, gaussian_nll, laplace_nll
 from repro.runs.config import resolve
 from repro.runs.folder import read_config, read_metrics, read_teacher
-from repro.runs.profiles import load_profile
+from repro.runs.profiles import load_profile, profile_names
 from repro.train import objectives
 from repro.train.engine import train
 
-TINY = ["optim.iters_per_epoch=4", "run.checkpoint_every=2", "run.log_every=1", "val.sets="]
-# the three differences (the student's schedule ends at 1e-5 in both readings)
-DIFFERENCES = {("model", "shared_prelu"): True, ("optim", "student_lr"): 1e-4,
-               ("loss", "vid_density"): "gaussian"}
+from conftest import short_run
+
+TINY = [*short_run(4, 2), "run.log_every=1"]
+# the differences of PISR's final configs (f66b979) from the paper's text: the student's schedule and the
+# VID density are the same in both readings, the Laplace scale and the PReLU sharing are not
+DIFFERENCES = {("model", "shared_prelu"): True, ("loss", "vid_scale_factor"): 0.1, ("loss", "vid_eps"): 1e-8}
+# what a student of each shipped profile resolves to: (VID density, scale factor, eps), (student lr, end lr),
+# shared PReLU
+PROFILES = {
+    "paper": (("laplace", 1.0, 1e-6), (1e-3, 1e-5), False),
+    "pisr_code": (("laplace", 0.1, 1e-8), (1e-3, 1e-5), True),
+    "laptop": (("laplace", 1.0, 1e-6), (1e-3, 1e-5), False),
+    "laptop_table": (("laplace", 1.0, 1e-6), (1e-3, 1e-5), False),
+    "quickstart": (("laplace", 1.0, 1e-6), (1e-3, 1e-5), False),
+    "smoke": (("laplace", 1.0, 1e-6), (2e-3, 1e-4), False),
+}
 
 
 # ---------------------------------------------------------------- VID density
@@ -45,6 +57,28 @@ def test_vid_scale_maps_follow_each_density():
         assert torch.allclose(s, raw * scale + eps) and torch.equal(mu, vid.mean(feat))
     with pytest.raises(ReproError, match="valid choices: laplace, gaussian"):
         VID(4, density="cauchy")
+
+
+def test_pisr_codes_laplace_trains_as_its_loss_with_log_2b():
+    """PISR's `vid_loss(pdf='laplace')`: C ln(2 pi) / 2 + ln(2b) + |mu - t| / b with b = 0.1 softplus + 1e-8.
+    Ours leaves out the constants (C ln(2 pi) / 2 and ln 2): the same gradients, the loss ln 2 + ... lower."""
+    feat, target = torch.rand(2, 8, 6, 6), torch.rand(2, 8, 6, 6)
+    torch.manual_seed(0)
+    vid = VID(8, scale_factor=0.1, eps=1e-8)
+    x = feat.clone().requires_grad_(True)
+    ours = vid.loss(x, target)
+    ours.backward()
+    ours_grads = [x.grad.clone()] + [p.grad.clone() for p in vid.parameters()]
+    vid.zero_grad()
+    x.grad = None
+    mu, raw = vid.mean(x), torch.nn.functional.softplus(vid.scale(x))
+    b = raw * 0.1 + 1e-8
+    theirs = (8 * math.log(2 * math.pi) / 2 + torch.log(2 * b) + (mu - target).abs() / b).mean()
+    theirs.backward()
+    theirs_grads = [x.grad] + [p.grad for p in vid.parameters()]
+    assert theirs.item() - ours.item() == pytest.approx(8 * math.log(2 * math.pi) / 2 + math.log(2), rel=1e-5)
+    for a, b in zip(ours_grads, theirs_grads, strict=True):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-9)
 
 
 def test_gaussian_form_pulls_the_student_far_harder_at_initialisation():
@@ -93,7 +127,7 @@ def test_student_schedule_is_its_own_setting(tmp_path):
     teacher_cfg = resolve("smoke", kind="teacher", model="pisr_teacher", overrides=TINY)
     teacher = train(teacher_cfg, out=tmp_path / "t", progress=False)
     assert float(read_metrics(teacher)[0]["lr"]) == pytest.approx(teacher_cfg.optim.lr)
-    for student_lr in (2e-3, 1e-4):  # the smoke profile's (as its teachers), and PISR's student stage
+    for student_lr in (2e-3, 1e-4):  # the smoke profile's (as its teachers), and PISR's first student config
         cfg = resolve("smoke", kind="student", teacher=read_teacher(teacher),
                       overrides=[*TINY, f"optim.student_lr={student_lr}", "optim.student_min_lr=1e-6"])
         run = train(cfg, out=tmp_path / f"s{student_lr}", teacher_dir=teacher, progress=False)
@@ -102,8 +136,45 @@ def test_student_schedule_is_its_own_setting(tmp_path):
         assert lrs[-1] < lrs[0] and lrs[-1] > 1e-6
 
 
-# ---------------------------------------------------------------- the pisr_code profile
-def test_pisr_code_is_paper_plus_the_three_differences():
+# ---------------------------------------------------------------- the profiles
+def test_each_profiles_student_resolves_to_its_pinned_vid_and_schedule():
+    assert set(PROFILES) == set(profile_names())  # a new profile is pinned here too
+    for name, (form, schedule, shared) in PROFILES.items():
+        teacher = resolve(name, kind="teacher", model="dssd_teacher")
+        cfg = resolve(name, kind="student", teacher=teacher)
+        loss, optim = cfg.loss, cfg.optim
+        assert (loss.vid_density, loss.vid_scale_factor, loss.vid_eps) == form, name
+        assert (optim.student_lr, optim.student_min_lr, cfg.model.shared_prelu) == (*schedule, shared), name
+        assert optim.lr_range("student") == schedule
+        net = create(teacher.model.name, scale=4, **teacher.network_settings())
+        vid = objectives.build(cfg, net)[0].vid
+        assert (vid.density, vid.scale_factor, vid.eps) == form, name
+
+
+def test_the_vid_scale_settings_keep_earlier_run_hashes():
+    """Added after runs existed: hashed only when set to something else than Eq. 17's form, so a run of
+    the paper profile keeps its folder."""
+    teacher = resolve("paper", kind="teacher", model="dssd_teacher")
+    student = resolve("paper", kind="student", teacher=teacher)
+    for cfg in (teacher, student):
+        assert not {"vid_scale_factor", "vid_eps"} & set(cfg.identity()["loss"])
+    explicit = resolve("paper", kind="student", teacher=teacher,
+                       overrides=["loss.vid_scale_factor=1", "loss.vid_eps=1e-6"])
+    assert explicit.hash() == student.hash()
+    code = resolve("pisr_code", kind="teacher", model="dssd_teacher").identity()["loss"]
+    assert (code["vid_scale_factor"], code["vid_eps"]) == (0.1, 1e-8)
+
+
+def test_the_gaussian_keeps_its_fixed_form():
+    assert resolve("smoke", overrides=["loss.vid_density=gaussian"]).loss.vid_scale_factor == 1.0
+    for bad in ("loss.vid_scale_factor=0.1", "loss.vid_eps=1e-8"):
+        with pytest.raises(ReproError, match="shape the Laplace density"):
+            resolve("smoke", overrides=["loss.vid_density=gaussian", bad])
+    with pytest.raises(ReproError, match="must be positive"):
+        resolve("smoke", overrides=["loss.vid_eps=0"])
+
+
+def test_pisr_code_is_paper_plus_the_differences():
     paper = resolve("paper", kind="teacher", model="pisr_teacher").to_dict()
     code = resolve("pisr_code", kind="teacher", model="pisr_teacher").to_dict()
     for (section, key), value in DIFFERENCES.items():
@@ -125,7 +196,7 @@ def test_pisr_code_smoke_trains_a_pisr_teacher_and_student(tmp_path):
     saved = read_config(student).to_dict()
     for (section, key), value in DIFFERENCES.items():
         assert saved[section][key] == value  # each difference is in the run's resolved settings
-    assert "student_lr = 0.0001" in (student / "config.toml").read_text()
+    assert "vid_scale_factor = 0.1" in (student / "config.toml").read_text()
     assert all(math.isfinite(float(r["vid"])) for r in read_metrics(student))
 
 

@@ -19,17 +19,13 @@ from repro.imaging.resize import contributions, imresize, imresize_torch, output
 X2_TAPS = np.array([-0.0234375, 0.2265625, 0.8671875, -0.0703125])
 
 
-def rng_image(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, size=shape, dtype=np.uint8)
-
-
 @pytest.mark.parametrize(("size", "scale", "out"), [
     ((10, 7), 0.5, (5, 4)), ((9, 7), 1 / 3, (3, 3)), ((10, 7), 4, (40, 28)), ((7, 5), 3, (21, 15)),
     ((13, 11), 0.25, (4, 3)), ((1, 1), 2, (2, 2)),
 ])
-def test_output_size_is_ceil_of_in_times_scale(size, scale, out):
-    assert imresize(rng_image(size), scale).shape == out
-    assert imresize(rng_image((*size, 3)), scale).shape == (*out, 3)
+def test_output_size_is_ceil_of_in_times_scale(size, scale, out, random_image):
+    assert imresize(random_image(size), scale).shape == out
+    assert imresize(random_image((*size, 3)), scale).shape == (*out, 3)
 
 
 def test_output_size_has_no_float_noise_at_one_third():
@@ -79,8 +75,8 @@ def test_constant_image_stays_constant(scale, shape):
         np.testing.assert_allclose(imresize(img.astype(np.float64), scale), value, atol=1e-9)
 
 
-def test_float_and_uint8_paths():
-    img = rng_image((24, 18, 3), seed=1)
+def test_float_and_uint8_paths(random_image):
+    img = random_image((24, 18, 3), seed=1)
     f = imresize(img.astype(np.float64), 1 / 3)
     u = imresize(img, 1 / 3)
     assert f.dtype == np.float64 and u.dtype == np.uint8

@@ -12,10 +12,6 @@ from repro.evaluate.metrics import psnr_ssim_y, psnr_y, ssim_y
 from repro.imaging import mod_crop, rgb_to_y
 
 
-def rand_u8(shape, seed=0):
-    return np.random.default_rng(seed).integers(0, 256, size=shape, dtype=np.uint8)
-
-
 def noisy(img, amplitude, seed):
     noise = np.random.default_rng(seed).integers(-amplitude, amplitude + 1, img.shape)
     return np.clip(img.astype(int) + noise, 0, 255).astype(np.uint8)
@@ -28,14 +24,14 @@ def test_rgb_to_y_known_pixels():
     assert rgb_to_y(img).dtype == np.float64  # kept as float, not rounded
 
 
-def test_grayscale_is_measured_as_is():
-    gray = rand_u8((8, 9))
+def test_grayscale_is_measured_as_is(random_image):
+    gray = random_image((8, 9))
     y = rgb_to_y(gray)
     assert y.dtype == np.float64
     np.testing.assert_array_equal(y, gray)
     np.testing.assert_array_equal(rgb_to_y(gray[:, :, None]), gray)
     # the same picture stored as RGB with R=G=B measures 20 log10(255/219) = 1.32 dB higher
-    hr = rand_u8((40, 40), seed=1)
+    hr = random_image((40, 40), seed=1)
     sr = noisy(hr, 6, seed=2)
     as_rgb = psnr_y(np.repeat(sr[..., None], 3, 2), np.repeat(hr[..., None], 3, 2), 0)
     assert as_rgb - psnr_y(sr, hr, 0) == pytest.approx(20 * math.log10(255 / 219), abs=1e-9)
@@ -53,15 +49,15 @@ def test_psnr_of_known_arrays():
     assert psnr_y(rgb_sr, rgb_hr, 0) == pytest.approx(20 * math.log10(255 / 128.553))
 
 
-def test_identical_images_give_inf_and_ssim_one():
-    img = rand_u8((32, 30, 3))
+def test_identical_images_give_inf_and_ssim_one(random_image):
+    img = random_image((32, 30, 3))
     assert psnr_y(img, img.copy(), 2) == math.inf
     assert ssim_y(img, img.copy(), 2) == pytest.approx(1.0, abs=1e-12)
     assert psnr_ssim_y(img, img, 2) == (math.inf, pytest.approx(1.0, abs=1e-12))
 
 
-def test_crop_border_ignores_the_border():
-    hr = rand_u8((20, 20, 3))
+def test_crop_border_ignores_the_border(random_image):
+    hr = random_image((20, 20, 3))
     sr = hr.copy()
     sr[:3] = 0
     sr[:, -3:] = 255
@@ -90,17 +86,17 @@ def _ssim_reference(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(values))
 
 
-def test_ssim_matches_a_direct_computation():
-    hr = rand_u8((19, 17, 3), seed=3)
+def test_ssim_matches_a_direct_computation(random_image):
+    hr = random_image((19, 17, 3), seed=3)
     sr = noisy(hr, 40, seed=4)
     expected = _ssim_reference(rgb_to_y(sr)[2:-2, 2:-2], rgb_to_y(hr)[2:-2, 2:-2])
     assert ssim_y(sr, hr, 2) == pytest.approx(expected, abs=1e-12)
     assert ssim_y(sr, hr, 2) < 0.99
 
 
-def test_ssim_matches_scikit_image_gaussian_setting():
+def test_ssim_matches_scikit_image_gaussian_setting(random_image):
     # skimage with these settings is the same estimator (it averages over the valid part only)
-    hr = rand_u8((64, 48), seed=5)
+    hr = random_image((64, 48), seed=5)
     sr = noisy(hr, 20, seed=6)
     ref = structural_similarity(hr.astype(np.float64), sr.astype(np.float64), data_range=255,
                                 gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
@@ -120,8 +116,8 @@ def test_clear_errors():
         rgb_to_y(np.zeros((4, 4, 4), np.uint8))
 
 
-def test_mod_crop_keeps_top_left():
-    img = rand_u8((13, 10, 3))
+def test_mod_crop_keeps_top_left(random_image):
+    img = random_image((13, 10, 3))
     out = mod_crop(img, 4)
     assert out.shape == (12, 8, 3)
     np.testing.assert_array_equal(out, img[:12, :8])

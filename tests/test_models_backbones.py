@@ -9,7 +9,7 @@ from torch import nn
 from repro.cli import main
 from repro.errors import ReproError
 from repro.imaging.resize import imresize_torch
-from repro.models import create, model_names
+from repro.models import create, model_info, model_names
 from repro.models.teachers import build_backbone
 
 
@@ -47,7 +47,12 @@ def test_idn_layout() -> None:
     assert net.deconv.kernel_size == (17, 17)
 
 
-@pytest.mark.parametrize("name", ["fsrcnn", "vdsr", "idn"])
+def test_the_backbones_are_the_table4_networks():
+    assert model_names(role="backbone") == ["fsrcnn", "idn", "vdsr"]
+    assert model_names(role="teacher") == ["dssd_teacher", "pisr_teacher"]
+
+
+@pytest.mark.parametrize("name", model_names(role="backbone"))
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_shapes_odd_input(name: str, scale: int) -> None:
     net = create(name, scale)
@@ -57,6 +62,7 @@ def test_shapes_odd_input(name: str, scale: int) -> None:
     feat_size = (7 * scale, 9 * scale) if name == "vdsr" else (7, 9)  # VDSR works at HR size
     assert feat.shape == (2, {"fsrcnn": 56, "vdsr": 64, "idn": 64}[name], *feat_size)
     torch.testing.assert_close(net(lr), sr)
+    assert torch.equal(net.features(lr), feat)  # what a frozen teacher computes for its student
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
@@ -95,7 +101,7 @@ def test_residual_over_matlab_bicubic(name: str, scale: int) -> None:
 
 
 def test_teacher_backbone_must_be_distillable() -> None:
-    with pytest.raises(ReproError, match="valid choices: fsrcnn, vdsr, idn"):
+    with pytest.raises(ReproError, match="valid choices: fsrcnn, idn, vdsr"):
         build_backbone("carn", 4, 1)
     with pytest.raises(ReproError, match="unknown setting"):
         create("dssd_teacher", 4, backbone="fsrcnn", backbone_settings={"bogus": 1})
@@ -105,13 +111,13 @@ def test_models_command_lists_every_model(capsys: pytest.CaptureFixture[str]) ->
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     for name in model_names():
-        assert f"\n{name}: " in f"\n{out}"
+        assert f"\n{name} ({model_info(name).role}): " in f"\n{out}"
     assert "downsampler='hfrm'" in out and "degradation='sdm'" in out and "share_sdm_weights=False" in out
 
 
 def test_models_command_one_and_unknown(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models", "vdsr"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("vdsr: ") and "in_channels=1" in out and "fsrcnn" not in out
+    assert out.startswith("vdsr (backbone): ") and "in_channels=1" in out and "fsrcnn" not in out
     assert main(["models", "nope"]) == 2
     assert "unknown model 'nope'; valid choices:" in capsys.readouterr().err

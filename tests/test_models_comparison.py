@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from repro.models import create
-from repro.models.counting import count_applications, count_params
+from repro.models.counting import count_params, run_with_hooks
 
 Y_NETS = ("drcn", "drrn", "memnet")  # work on the bicubic-upscaled Y image
 RGB_NETS = ("carn", "srfbn", "imdn")
@@ -98,7 +98,15 @@ def test_output_shape(name: str, scale: int) -> None:
 
 
 def _calls(net: nn.Module, x: torch.Tensor) -> dict[str, int]:
-    return count_applications(net.eval(), x)
+    """How often each conv/linear layer runs in one forward (a shared one under its first name)."""
+    types = (nn.modules.conv._ConvNd, nn.Linear)
+    counts = {name: 0 for name, module in net.named_modules() if isinstance(module, types)}
+
+    def hook(name: str, *_: object) -> None:
+        counts[name] += 1
+
+    run_with_hooks(net.eval(), x, hook, types, inference=False)
+    return counts
 
 
 def test_drcn_recursions_reuse_one_conv() -> None:

@@ -12,9 +12,10 @@ from repro.errors import ReproError
 from repro.imaging.resize import imresize_torch
 from repro.models import create
 from repro.models.dssd import HFRM, SDM, DSSDTeacher
-from repro.models.losses import pisr_teacher_loss, teacher_loss
+from repro.models.losses import pisr_teacher_terms, teacher_terms
 from repro.models.pisr import PISREncoder, PISRTeacher
 from repro.models.teachers import TeacherOutput
+from repro.runs.config import LossConfig
 from repro.scales import level_factors
 
 
@@ -98,14 +99,14 @@ def test_hfrm_two_applications_share_one_set_of_weights() -> None:
     targets = targets_for(hr, 4)
     assert n_params(teacher) == n_params(teacher.hfrm) + n_params(teacher.backbone)
 
-    teacher_loss(teacher(hr), hr, targets)[0].backward()
+    teacher_terms(teacher(hr), hr, targets)[0].backward()
     shared = [p.grad.clone() for p in teacher.hfrm.parameters()]
 
     first, second = copy.deepcopy(teacher.hfrm), copy.deepcopy(teacher.hfrm)
     x1 = first(hr)
     x2 = second(x1)
     sr, feat = teacher.backbone.forward_with_features(x2)
-    teacher_loss(TeacherOutput(sr, [x1, x2], [], feat), hr, targets)[0].backward()
+    teacher_terms(TeacherOutput(sr, [x1, x2], [], feat), hr, targets)[0].backward()
     for g, p1, p2 in zip(shared, first.parameters(), second.parameters(), strict=True):
         assert p1.grad.abs().sum() > 0 and p2.grad.abs().sum() > 0
         torch.testing.assert_close(g, p1.grad + p2.grad)
@@ -124,11 +125,11 @@ def test_sdm_shares_hfrm_weights_when_asked() -> None:
     assert teacher.sdm is teacher.hfrm
     assert n_params(teacher) == 35_133 + 12_809
     hr = torch.rand(1, 1, 16, 16)
-    teacher_loss(teacher(hr), hr, targets_for(hr, 4))[0].backward()
+    teacher_terms(teacher(hr), hr, targets_for(hr, 4))[0].backward()
     with_sdm = [p.grad.clone() for p in teacher.hfrm.parameters()]
     # the shared module gets the SDM's gradient on top of the HFRM's: compare with SDM unused
     teacher.zero_grad()
-    teacher_loss(teacher(hr), hr, targets_for(hr, 4), levels="none")[0].backward()
+    teacher_terms(teacher(hr), hr, targets_for(hr, 4), levels="none")[0].backward()
     changed = [
         not torch.allclose(a, p.grad) for a, p in zip(with_sdm, teacher.hfrm.parameters(), strict=True)
     ]
@@ -162,7 +163,7 @@ def test_cnn_degradation_is_non_recursive() -> None:
     hr = torch.rand(1, 1, 12, 16)
     out = only_last(hr)
     assert [tuple(d.shape[-2:]) for d in out.degraded] == [(3, 4)]
-    _, log = teacher_loss(out, hr, targets_for(hr, 4))
+    _, log = teacher_terms(out, hr, targets_for(hr, 4))
     assert "z_deg_2" in log and "z_deg_1" not in log
     assert [e.stride for e in create("dssd_teacher", 3, degradation="cnn").cnn.levels] == [3]
 
@@ -174,8 +175,8 @@ def test_pisr_encoder_downsampler_and_pisr_teacher() -> None:
     assert n_params(dssd.encoder) == n_params(pisr.encoder) == 1456 + 78_456 + 6060 + 109 + 124
     assert pisr.encoder.body[2].stride == (4, 4) and pisr.encoder.body[0].kernel_size == (5, 5)
     hr = torch.rand(2, 1, 16, 12)
-    out = pisr(hr)
-    total, log = pisr_teacher_loss(out, hr, targets_for(hr, 4))
+    total, log = pisr.loss_terms(hr, targets_for(hr, 4), LossConfig())  # its own loss
+    assert total.item() == pytest.approx(pisr_teacher_terms(pisr(hr), hr, targets_for(hr, 4))[0].item())
     total.backward()
     assert set(log) == {"recon", "z_enc", "total"}
     assert all(p.grad is not None for p in pisr.parameters())
@@ -217,8 +218,7 @@ def test_every_ablation_row_trains(row: str) -> None:
     settings, levels = ABLATION_TEACHERS[row]
     teacher = create("dssd_teacher", 4, **settings)
     hr = torch.rand(2, 1, 16, 16)
-    out = teacher(hr)
-    total, log = teacher_loss(out, hr, targets_for(hr, 4), levels=levels)
+    total, log = teacher.loss_terms(hr, targets_for(hr, 4), LossConfig(levels=levels))  # its own loss
     total.backward()
     assert torch.isfinite(total)
     expected_terms = {
@@ -252,5 +252,5 @@ def test_every_combination_has_contract_sizes(downsampler: str, degradation: str
     compact_sizes = sizes[-1:] if downsampler == "pisr_encoder" else sizes
     assert [tuple(x.shape[-2:]) for x in out.compact] == compact_sizes
     assert [tuple(x.shape[-2:]) for x in out.degraded] == ([] if degradation == "none" else sizes)
-    total, _ = teacher_loss(out, hr, targets_for(hr, scale))
+    total, _ = teacher_terms(out, hr, targets_for(hr, scale))
     assert torch.isfinite(total)

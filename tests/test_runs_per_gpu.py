@@ -14,18 +14,21 @@ from pathlib import Path
 import pytest
 import torch
 
-from repro.cli import main
+from repro.cli import build_parser, main
 from repro.errors import ReproError
-from repro.plan import launchers
 from repro.plan.execute import RunJob
-from repro.plan.launchers import PoolLauncher, _init_worker, _visible_gpus, make_launcher, worker_gpu
+from repro.plan.launchers import launcher_from_arguments, pool
+from repro.plan.launchers.local import LocalLauncher
+from repro.plan.launchers.pool import PoolLauncher, _init_worker, _visible_gpus, worker_gpu
+from repro.plan.launchers.slurm import SlurmLauncher, SlurmOptions, SlurmPack, make_units
 from repro.plan.orchestrate import jobs_of
 from repro.plan.runs import make_plan
-from repro.plan.slurm import SlurmLauncher, SlurmOptions, SlurmPack, make_units
 from repro.runs.folder import DONE
 from repro.specs import tables
 
-SHORT = ("optim.iters_per_epoch=6", "run.checkpoint_every=3", "run.log_every=3")
+from conftest import short_run
+
+SHORT = tuple(short_run(6, 3))
 SPAWN = multiprocessing.get_context("spawn")
 DONE_LINE = re.compile(r"^\[pool\] (\S+): (trained|found finished)[^(]*\((\d+)/\d+; worker (\d+) pid (\d+)"
                        r"(?: GPU (\S+))?\)$")
@@ -62,7 +65,7 @@ def test_init_worker_pins_the_gpu_and_divides_the_threads(monkeypatch):
         _init_worker(counter, ["4", "6"], 2, 3)
         seen.append(os.environ["CUDA_VISIBLE_DEVICES"])
     assert seen == ["4", "6", "4", "6"] and threads == [3] * 4 and os.environ["OMP_NUM_THREADS"] == "3"
-    assert launchers._WORKER == {"index": 3, "gpu": "6"}
+    assert pool._WORKER == {"index": 3, "gpu": "6"}
 
 
 def test_visible_gpus_with_a_mocked_cuda(monkeypatch):
@@ -73,14 +76,22 @@ def test_visible_gpus_with_a_mocked_cuda(monkeypatch):
     assert _visible_gpus() == ["0", "1"]
 
 
+def _launcher(*argv: str):
+    """The launcher `repro reproduce table3 ARGV` would use."""
+    return launcher_from_arguments(build_parser().parse_args(["reproduce", "table3", *argv]), log=print)
+
+
 def test_k_must_be_positive_and_local_with_k_is_a_pool():
     with pytest.raises(ReproError, match="--runs-per-gpu must be at least 1"):
         PoolLauncher(1, runs_per_gpu=0)
-    launcher = make_launcher("local", runs_per_gpu=3, log=lambda s: None)
-    assert isinstance(launcher, PoolLauncher) and launcher.processes == 3
-    assert make_launcher("pool", jobs_n=2, runs_per_gpu=4, log=lambda s: None).processes == 8
-    slurm = make_launcher("slurm", runs_per_gpu=4, log=lambda s: None)
+    assert isinstance(_launcher(), LocalLauncher)
+    for argv in (["--runs-per-gpu", "3"], ["--launcher", "local", "--runs-per-gpu", "3"]):
+        launcher = _launcher(*argv)
+        assert isinstance(launcher, PoolLauncher) and launcher.processes == 3
+    assert _launcher("--launcher", "pool", "--jobs", "2", "--runs-per-gpu", "4").processes == 8
+    slurm = _launcher("--launcher", "slurm", "--runs-per-gpu", "4")
     assert isinstance(slurm, SlurmLauncher) and slurm.pack == 4
+    assert slurm.options.time == SlurmOptions().time  # one default for --time and the options
 
 
 # ---------------------------------------------------------------- K processes, each run once
@@ -123,7 +134,7 @@ def test_two_launches_with_k_over_one_folder_train_every_run_once(tmp_path):
     for p in procs:
         p.start()
     for p in procs:
-        p.join(600)
+        p.join()
     texts = [log.read_text() for log in logs]
     assert [p.exitcode for p in procs] == [0, 0], [t[-3000:] for t in texts]
     trained = [m.group(1) for t in texts for line in t.splitlines()
@@ -156,13 +167,17 @@ def test_reproduce_passes_k_to_the_orchestration(monkeypatch, tmp_path, capsys):
 
     monkeypatch.setattr(repro.plan.orchestrate, "carry_out", fake_carry_out)
     assert main(["reproduce", "table3", "--runs-per-gpu", "4", "--out", str(tmp_path)]) == 2
-    assert seen["options"].runs_per_gpu == 4 and seen["options"].launcher == "pool"
+    launcher = seen["options"].launcher
+    assert isinstance(launcher, PoolLauncher) and launcher.runs_per_gpu == 4
     assert main(["reproduce", "table3", "--runs-per-gpu", "3", "--launcher", "slurm",
                  "--out", str(tmp_path)]) == 2
-    assert seen["options"].slurm.runs_per_gpu == 3
+    assert seen["options"].launcher.options.runs_per_gpu == 3
     capsys.readouterr()
-    assert main(["reproduce", "table3", "--runs-per-gpu", "0", "--out", str(tmp_path)]) == 2
-    assert "--runs-per-gpu must be at least 1" in capsys.readouterr().err
+    seen.clear()
+    with pytest.raises(SystemExit) as exit_:
+        main(["reproduce", "table3", "--runs-per-gpu", "0", "--out", str(tmp_path)])
+    assert exit_.value.code == 2 and not seen  # refused before any work
+    assert capsys.readouterr().err.count("\n") == 1
 
 
 # ---------------------------------------------------------------- slurm: K runs per job

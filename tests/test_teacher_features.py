@@ -7,14 +7,14 @@ import pytest
 import torch
 from torch import nn
 
-from repro.models import create
+from repro.models import create, model_names
 from repro.models.losses import student_terms
-from repro.models.teachers import TEACHER_BACKBONES
 from repro.runs.config import resolve
 from repro.scales import SCALES, level_factors
 from repro.train import objectives
 
 HR = 24  # every scale divides it; the LR sizes are 12, 8 and 6
+BACKBONES = model_names(role="backbone")
 
 
 def _teacher(name: str, scale: int, **settings) -> nn.Module:
@@ -39,7 +39,7 @@ VARIANTS = [  # the Table 1-2 rows: another downsampler or degradation (the back
     {"downsampler": "bicubic", "degradation": "bicubic"},
     {"downsampler": "pisr_encoder", "degradation": "none"},
 ]
-DSSD_CASES = [(b, PAPER) for b in TEACHER_BACKBONES] + [("fsrcnn", v) for v in VARIANTS]
+DSSD_CASES = [(b, PAPER) for b in BACKBONES] + [("fsrcnn", v) for v in VARIANTS]
 
 
 @pytest.mark.parametrize("scale", SCALES)
@@ -55,7 +55,7 @@ def test_dssd_features_equal_the_whole_forward(scale: int, backbone: str, varian
 
 
 @pytest.mark.parametrize("scale", SCALES)
-@pytest.mark.parametrize("backbone", TEACHER_BACKBONES)
+@pytest.mark.parametrize("backbone", BACKBONES)
 @torch.no_grad()
 def test_pisr_features_equal_the_whole_forward(scale: int, backbone: str) -> None:
     teacher = _teacher("pisr_teacher", scale, backbone=backbone)

@@ -14,6 +14,8 @@ from repro.runs.config import resolve
 from repro.runs.folder import read_metrics
 from repro.train.engine import train
 
+from conftest import short_run
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -24,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
     ("teacher", "dssd_teacher", ["loss.levels=none"]),
 ])
 def test_two_processes_match_one(tmp_path, kind, model, extra):
-    settings = ["optim.iters_per_epoch=6", "run.checkpoint_every=3", "run.log_every=3", "val.sets=", *extra]
+    settings = [*short_run(6, 3), *extra]
     sets = [a for s in settings for a in ("--set", s)]
     env = {**os.environ, "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
@@ -32,7 +34,7 @@ def test_two_processes_match_one(tmp_path, kind, model, extra):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "repro", "train", kind, "--model", model, "--profile", "smoke", "--out", str(out),
            "--no-progress", *sets]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("finished 6 iterations") == 1  # rank 0 alone reports
 

@@ -14,7 +14,9 @@ from repro.runs.folder import MetricsLog, load_model, read_metrics, read_teacher
 from repro.train import objectives
 from repro.train.engine import train
 
-SHORT = ["optim.iters_per_epoch=10", "run.checkpoint_every=5", "val.sets="]
+from conftest import short_run
+
+SHORT = short_run(10, 5)
 
 
 def _tensors(path):

@@ -42,10 +42,9 @@ def _checkpoint_iteration(run: Path) -> int:
 def test_killed_run_resumes_bit_identically(tmp_path):
     run = tmp_path / "killed"
     proc = subprocess.Popen(_command(run), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
     try:
         # wait for a checkpoint AND a logged row past it: the kill must leave rows to drop
-        while time.monotonic() < deadline and proc.poll() is None:
+        while proc.poll() is None:
             ckpt = _checkpoint_iteration(run) if (run / "checkpoint.pt").exists() else 0
             rows = read_metrics(run) if ckpt else []
             if ckpt and rows and int(rows[-1]["iteration"]) > ckpt:
@@ -53,7 +52,7 @@ def test_killed_run_resumes_bit_identically(tmp_path):
             time.sleep(0.01)
         assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read()[-2000:]}"
         proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
+        proc.wait()
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -61,7 +60,7 @@ def test_killed_run_resumes_bit_identically(tmp_path):
     killed_at = _checkpoint_iteration(run)
     assert 0 < killed_at < 300 and not (run / "model.pt").exists()
 
-    resumed = subprocess.run(_command(run), env=_env(), capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(_command(run), env=_env(), capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"resuming at iteration {killed_at}/300" in resumed.stdout
 

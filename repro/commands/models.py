@@ -1,4 +1,4 @@
-"""`repro models`: every registered network with its one-line summary and its settings (defaults)."""
+"""`repro models`: every registered network, its role, its one-line summary and its settings (defaults)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ def format_model(name: str) -> str:
 
     info = model_info(name)
     settings = ", ".join(f"{k}={v!r}" for k, v in info.settings.items()) or "(none)"
-    return f"{name}: {info.summary}\n    settings: scale=4, {settings}"
+    return f"{name} ({info.role}): {info.summary}\n    settings: scale=4, {settings}"
 
 
 def main(args: argparse.Namespace) -> int:

@@ -10,13 +10,12 @@ from __future__ import annotations
 import argparse
 
 from repro.runs.profiles import profile_names
-
-TABLE_CHOICES = "table1, table2, table3, table4, appendix1, quickstart, all"
+from repro.specs import table_choices
 
 
 def add_plan_arguments(p: argparse.ArgumentParser) -> None:
     """The arguments `plan` and `reproduce` share."""
-    p.add_argument("table", help=f"which table: {TABLE_CHOICES}")
+    p.add_argument("table", help=f"which table: {', '.join(table_choices())}")
     p.add_argument("--profile", default=None,
                    help=f"settings profile ({', '.join(profile_names())}, a TOML file, or several joined by "
                         "commas); default: the table's own (paper; quickstart for the quickstart)")

@@ -17,25 +17,14 @@ from __future__ import annotations
 import argparse
 
 from repro.commands.plan import add_plan_arguments, profile_for
-
-LAUNCHERS = ("local", "pool", "slurm")
+from repro.plan.launchers import add_launcher_arguments
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("reproduce", help="train, evaluate and tabulate a table (or all) beside the paper",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_plan_arguments(p)
-    p.add_argument("--launcher", choices=LAUNCHERS, default=None,
-                   help="local: one run after another (default); pool: --jobs x --runs-per-gpu worker "
-                        "processes (--runs-per-gpu on each GPU when there are GPUs); slurm: one Slurm job "
-                        "per run, or per --runs-per-gpu runs (submitit)")
-    p.add_argument("--jobs", type=int, default=1,
-                   help="slots of the pool launcher, one GPU each when there are GPUs (default 1)")
-    p.add_argument("--runs-per-gpu", type=int, default=1, metavar="K",
-                   help="K runs share each GPU, in separate processes (the networks are too small for one "
-                        "run to fill a GPU; `python -m repro.bench --only gpu` measures the best K). pool: "
-                        "--jobs x K workers, K per GPU (on a CPU: K processes sharing the cores); slurm: one "
-                        "job with one GPU per K runs (default 1)")
+    add_launcher_arguments(p)  # --launcher, and each launcher's own options (repro.plan.launchers)
     p.add_argument("--data-root", help="data root (default $REPRO_DATA, else ~/.cache/dssd-repro/data)")
     p.add_argument("--no-report", action="store_true", help="do not write OUT/report/ (`repro report`)")
     q = p.add_argument_group("quick checks (not the protocol: the report says so)")
@@ -43,40 +32,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="evaluate on the first N images of each test set only")
     q.add_argument("--eval-crop", type=int, metavar="P",
                    help="evaluate on the top-left P x P HR pixels of each image only")
-    s = p.add_argument_group("slurm (with --launcher slurm)")
-    s.add_argument("--partition", help="Slurm partition")
-    s.add_argument("--time", type=int, default=4320, help="minutes per job (default 4320 = 3 days)")
-    s.add_argument("--gpus-per-job", type=int, default=1, help="GPUs per job (default 1)")
-    s.add_argument("--cpus-per-job", type=int, default=8, help="CPUs per job (default 8)")
-    s.add_argument("--account", help="Slurm account")
     p.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
-    from repro.errors import ReproError
     from repro.plan.execute import training_device
+    from repro.plan.launchers import launcher_from_arguments
     from repro.plan.orchestrate import Options, carry_out
     from repro.results.tabulate import tabulate
     from repro.specs import tables as select
 
     tables = select(args.table)
-    launcher = args.launcher or ("pool" if args.jobs > 1 or args.runs_per_gpu > 1 else "local")
-    if args.jobs < 1:
-        raise ReproError(f"--jobs must be at least 1, got {args.jobs}")
-    if args.runs_per_gpu < 1:
-        raise ReproError(f"--runs-per-gpu must be at least 1, got {args.runs_per_gpu}")
-    slurm = None
-    if launcher == "slurm":
-        from repro.plan.slurm import SlurmOptions
-
-        slurm = SlurmOptions(partition=args.partition, time=args.time, gpus=args.gpus_per_job,
-                             cpus_per_task=args.cpus_per_job, account=args.account,
-                             runs_per_gpu=args.runs_per_gpu)
-    options = Options(profile=profile_for(args, tables), seeds=args.seeds, launcher=launcher, jobs=args.jobs,
-                      runs_per_gpu=args.runs_per_gpu,
-                      data_root=args.data_root, estimate=not args.no_estimate, slurm=slurm,
-                      overrides=tuple(args.overrides), eval_images=args.eval_images,
-                      eval_crop=args.eval_crop)
+    options = Options(profile=profile_for(args, tables), seeds=args.seeds,
+                      launcher=launcher_from_arguments(args), data_root=args.data_root,
+                      estimate=not args.no_estimate, overrides=tuple(args.overrides),
+                      eval_images=args.eval_images, eval_crop=args.eval_crop)
     plan = carry_out(tables, args.out, options)
     tabulate(plan, args.out, data_root=args.data_root, device=training_device())
     if not args.no_report:

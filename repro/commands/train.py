@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import argparse
 
-from repro.errors import ReproError
 from repro.runs.config import KINDS
+from repro.runs.profiles import profile_names
 from repro.scales import SCALES
 
 DEFAULT_MODEL = {"baseline": "fsrcnn", "teacher": "dssd_teacher"}
@@ -28,8 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scale", type=int, choices=SCALES, help="upscaling factor (default 4; a student: "
                    "its teacher's)")
     p.add_argument("--profile", default="paper",
-                   help="settings profile: paper, pisr_code, laptop, smoke, quickstart, a TOML file, or "
-                   "several joined by commas (e.g. smoke,pisr_code); default paper")
+                   help=f"settings profile: {', '.join(profile_names())}, a TOML file, or several joined by "
+                   "commas (e.g. smoke,pisr_code); default paper")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one setting, e.g. optim.lr=5e-4 or model.downsampler=bicubic (repeatable)")
     p.add_argument("--out", help="run folder (default runs/<kind>-<model>-x<scale>-<hash of the settings>)")
@@ -46,13 +46,9 @@ def main(args: argparse.Namespace) -> int:
     from repro.runs.profiles import load_profile
     from repro.train.engine import train
 
-    teacher = None
-    if args.kind == "student":
-        if not args.teacher:
-            raise ReproError("`repro train student` needs --teacher RUN_DIR (a finished teacher run)")
-        teacher = read_teacher(args.teacher)  # the student's model, scale and settings follow it
-    elif args.teacher:
-        raise ReproError(f"--teacher is only for students, not for a {args.kind} run")
+    # a student's model, scale and settings follow its teacher; resolve() refuses a student without one,
+    # or a teacher given to another kind of run
+    teacher = read_teacher(args.teacher) if args.teacher else None
     model = args.model
     has_name = any(s.split("=", 1)[0].strip() == "model.name" for s in args.overrides)
     has_name = has_name or "name" in load_profile(args.profile).get("model", {})

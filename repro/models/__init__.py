@@ -1,7 +1,8 @@
 """Networks of every table row: one module per family, each registering its constructors.
 
 Importing this package imports every family module in it (so each `@register_model` runs);
-`create(name, scale=..., **settings)` builds one and `model_names()` lists them.
+`create(name, scale=..., **settings)` builds one, `model_names()` lists them (`model_names(role)`: the
+networks, backbones or teachers; `repro.models.registry` says what each role provides).
 """
 
 import importlib

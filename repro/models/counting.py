@@ -6,8 +6,8 @@ relies on that identity (not on module names), so a recursion that reuses one co
 how DRCN (1774k), DRRN (297k) and MemNet (677k) were published: biases, batch-norm affine parameters,
 PReLU slopes and ensemble weights come on top.
 
-`run_with_hooks` is the one place that hooks layers, runs a forward and removes the hooks: the layer
-call counts here and the MultiAdds counters of `repro.complexity.macs` are built on it.
+`run_with_hooks` is the one place that hooks layers, runs a forward and removes the hooks: the MultiAdds
+counters of `repro.complexity.macs` are built on it.
 """
 
 from __future__ import annotations
@@ -62,18 +62,3 @@ def run_with_hooks(
         for handle in handles:
             handle.remove()
 
-
-def count_applications(
-    model: nn.Module, inputs: object, types: tuple[type, ...] = _WEIGHTED
-) -> dict[str, int]:
-    """How often each layer of `types` runs in one forward of `model` on `inputs` (name -> calls).
-
-    A module reached under several names (shared) is reported under its first name with all its calls.
-    """
-    counts = {name: 0 for name, module in model.named_modules() if isinstance(module, types)}
-
-    def hook(name: str, _mod: nn.Module, _inp: object, _out: object) -> None:
-        counts[name] += 1
-
-    run_with_hooks(model, inputs, hook, types, inference=False)
-    return counts

@@ -11,20 +11,17 @@ Tables 1-2 (the settings of each row: `repro.specs`); Table 3 is a loss setting 
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
 from repro.errors import ReproError, unknown_choice
 from repro.imaging import imresize_torch
+from repro.models.losses import Terms, teacher_terms
 from repro.models.pisr import PISREncoder
 from repro.models.registry import register_model
-from repro.models.teachers import (
-    StridedEncoder,
-    TeacherOutput,
-    backbone_features,
-    build_backbone,
-    check_hr_size,
-)
+from repro.models.teachers import LossSettings, StridedEncoder, TeacherOutput, build_backbone, check_hr_size
 from repro.scales import SCALES, level_factors, level_strides
 
 DOWNSAMPLERS = ("hfrm", "bicubic", "pisr_encoder")  # Table 1
@@ -168,7 +165,16 @@ class DSSDTeacher(nn.Module):
     def features(self, hr: torch.Tensor, bicubic: list[torch.Tensor] | None = None) -> torch.Tensor:
         """`forward(hr, bicubic).features` alone, for a student's VID target: the backbone's upsampler
         and the SDM on the HR-size SR (the bulk of a teacher pass) are not run."""
-        return backbone_features(self.backbone, self._compact(hr, bicubic, last_only=True)[-1])
+        return self.backbone.features(self._compact(hr, bicubic, last_only=True)[-1])
+
+    def loss_terms(self, hr: torch.Tensor, targets: list[torch.Tensor],
+                   loss: LossSettings) -> tuple[torch.Tensor, Terms]:
+        """Its training loss on an HR batch (Eq. 13): L_recon and the deep-supervision terms of
+        `loss.levels`, each weighted `loss.deep_supervision`; `targets` are the batch's bicubic levels
+        (finest first, LR last), which a `bicubic` downsampler also takes as its compact images."""
+        out = self(hr, bicubic=targets)
+        return teacher_terms(out, hr, targets, levels=loss.levels, fre_weight=loss.deep_supervision,
+                             deg_weight=loss.deep_supervision)
 
     def _compact(self, hr: torch.Tensor, bicubic: list[torch.Tensor] | None,
                  last_only: bool = False) -> list[torch.Tensor]:
@@ -189,7 +195,21 @@ class DSSDTeacher(nn.Module):
         return self.downsampler == "bicubic"
 
 
-@register_model
+def check_settings(settings: dict[str, Any], loss: LossSettings, scale: int) -> None:
+    """Refuse a combination in which `loss.levels` would silently drop a whole loss term."""
+    if loss.levels != "first_level" or scale != 4:
+        return
+    if settings.get("downsampler") == "pisr_encoder":
+        raise ReproError("model.downsampler=pisr_encoder with loss.levels=first_level drops the z_fre term "
+                         "altogether (the PISR encoder makes only the 1/4 level, first_level keeps only the "
+                         "1/2 level); use loss.levels=deep or another downsampler")
+    if settings.get("degradation") == "cnn" and not settings.get("cnn_first_level", True):
+        raise ReproError("model.degradation=cnn with model.cnn_first_level=false and loss.levels=first_level "
+                         "drops the z_deg term altogether; set model.cnn_first_level=true or "
+                         "loss.levels=deep")
+
+
+@register_model(role="teacher", check=check_settings)
 def dssd_teacher(
     scale: int = 4,
     backbone: str = "fsrcnn",

@@ -57,7 +57,7 @@ class FSRCNN(nn.Module):
         return self.upsample(self.features(lr))
 
 
-@register_model
+@register_model(role="backbone")
 def fsrcnn(scale: int = 4, in_channels: int = 1, shared_prelu: bool = False) -> FSRCNN:
     """FSRCNN (d=56, s=12, m=4); the `*` baseline and the DSSD/PISR student."""
     return FSRCNN(scale, in_channels=in_channels, shared_prelu=shared_prelu)

@@ -84,16 +84,20 @@ class IDN(nn.Module):
         nn.init.normal_(self.deconv.weight, std=(4.0 / (fan_in + fan_out)) ** 0.5)
         nn.init.zeros_(self.deconv.bias)
 
+    def features(self, lr: torch.Tensor) -> torch.Tensor:
+        """The last feature map before the transposed conv (64 ch, LR size): what VID distils."""
+        return self.dblocks(self.fblock(lr))
+
     def forward_with_features(self, lr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """SR and the last feature map before the transposed conv (64 ch, LR size) for VID."""
-        feat = self.dblocks(self.fblock(lr))
+        """SR and `features(lr)` in one pass."""
+        feat = self.features(lr)
         return imresize_torch(lr, self.scale) + self.deconv(feat), feat
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
         return self.forward_with_features(lr)[0]
 
 
-@register_model
+@register_model(role="backbone")
 def idn(scale: int = 4, in_channels: int = 1) -> IDN:
     """IDN (official Y-channel layout): 4 distillation blocks, 17x17 deconv, bicubic skip (Table 4)."""
     return IDN(scale, in_channels=in_channels)

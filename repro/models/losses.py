@@ -10,16 +10,11 @@ lists may hold only the LAST levels (PISR's encoder and the `cnn` degradation wi
 `cnn_first_level=False` produce only the LR level): lists are aligned at their coarsest end, so
 `z_fre_2` is always the 1/4 level at x4 and `z_fre_1` the 1/2 level (the only level at x2, x3).
 
-Each loss comes twice: `*_terms` returns its log terms as detached scalar tensors (what training uses:
-reading a number to the host waits for the device, so the engine reads them only when it logs), and
-`*_loss` the same terms as floats (one host read), for code that wants numbers at once.
+Each loss returns (total, log terms); the log terms are detached scalar tensors, on the device: reading
+a number to the host waits for the device, so the engine reads them only when it logs.
 """
 
 from __future__ import annotations
-
-import functools
-from collections.abc import Callable
-from typing import ParamSpec
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +26,6 @@ from repro.models.teachers import TeacherOutput
 # "recon_only" is the Table 3 row name for "none".
 LEVELS = ("deep", "first_level", "none", "recon_only")
 Terms = dict[str, torch.Tensor]  # log name -> detached scalar tensor, on the loss's device
-P = ParamSpec("P")
 
 
 def _l1(x: torch.Tensor, y: torch.Tensor, what: str) -> torch.Tensor:
@@ -42,12 +36,6 @@ def _l1(x: torch.Tensor, y: torch.Tensor, what: str) -> torch.Tensor:
 
 def _detached(terms: Terms) -> Terms:
     return {k: t.detach() for k, t in terms.items()}
-
-
-def to_floats(terms: Terms) -> dict[str, float]:
-    """Scalar tensors to floats (each as float32, as logged), with one device sync instead of one per term."""
-    values = torch.stack([t.detach().float().reshape(()) for t in terms.values()]).tolist()
-    return dict(zip(terms, values, strict=True))
 
 
 def reconstruction_loss(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
@@ -133,20 +121,3 @@ def student_terms(
         else {"recon": recon, "vid": vid_term, "total": total}
     )
     return total, _detached(terms)
-
-
-def _with_floats(terms_fn: Callable[P, tuple[torch.Tensor, Terms]], name: str
-                 ) -> Callable[P, tuple[torch.Tensor, dict[str, float]]]:
-    """`terms_fn` with its log read to the host as floats (one sync): the same arguments, the same total."""
-    @functools.wraps(terms_fn)
-    def loss(*args: P.args, **kwargs: P.kwargs) -> tuple[torch.Tensor, dict[str, float]]:
-        total, terms = terms_fn(*args, **kwargs)
-        return total, to_floats(terms)
-
-    loss.__name__ = loss.__qualname__ = name
-    return loss
-
-
-teacher_loss = _with_floats(teacher_terms, "teacher_loss")
-pisr_teacher_loss = _with_floats(pisr_teacher_terms, "pisr_teacher_loss")
-student_loss = _with_floats(student_terms, "student_loss")

@@ -2,23 +2,20 @@
 
 The teacher encodes the HR image to LR size in ONE strided step (no recursion, no supervision of
 intermediate scales), reconstructs it with the backbone, and is trained with
-L1(SR, HR) + 1e-4 L1(encoder output, LR) (`repro.models.losses.pisr_teacher_loss`).
+L1(SR, HR) + 1e-4 L1(encoder output, LR) (`repro.models.losses.pisr_teacher_terms`).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
-from repro.errors import unknown_choice
+from repro.errors import ReproError, unknown_choice
+from repro.models.losses import Terms, pisr_teacher_terms
 from repro.models.registry import register_model
-from repro.models.teachers import (
-    StridedEncoder,
-    TeacherOutput,
-    backbone_features,
-    build_backbone,
-    check_hr_size,
-)
+from repro.models.teachers import LossSettings, StridedEncoder, TeacherOutput, build_backbone, check_hr_size
 from repro.scales import SCALES
 
 
@@ -62,10 +59,23 @@ class PISRTeacher(nn.Module):
         """`forward(hr).features` without the backbone's upsampler, for a student's VID target.
         `bicubic` is accepted so that every teacher is called alike; PISR's encoder never uses it."""
         check_hr_size(hr, self.scale)
-        return backbone_features(self.backbone, self.encoder(hr))
+        return self.backbone.features(self.encoder(hr))
+
+    def loss_terms(self, hr: torch.Tensor, targets: list[torch.Tensor],
+                   loss: LossSettings) -> tuple[torch.Tensor, Terms]:
+        """Its training loss on an HR batch: L1(SR, HR) + `loss.pisr` L1(encoder output, LR); `targets`
+        are the batch's bicubic levels (LR last)."""
+        return pisr_teacher_terms(self(hr), hr, targets, weight=loss.pisr)
 
 
-@register_model
+def check_settings(settings: dict[str, Any], loss: LossSettings, scale: int) -> None:
+    """PISR has no deep supervision: a `loss.levels` other than the default would change nothing."""
+    if loss.levels != "deep":
+        raise ReproError(f"loss.levels={loss.levels!r} does nothing for pisr_teacher (it has no deep "
+                         "supervision; its encoder term is loss.pisr): leave loss.levels at 'deep'")
+
+
+@register_model(role="teacher", check=check_settings)
 def pisr_teacher(
     scale: int = 4,
     backbone: str = "fsrcnn",

@@ -2,27 +2,30 @@
 
 A teacher sees the HR image, squeezes it to LR size (`compact`), reconstructs it with a backbone
 that the student later copies, and may re-degrade its own SR output (`degraded`). Every teacher
-returns a `TeacherOutput`, so the training loop and the losses treat all of them alike, and has
+returns a `TeacherOutput`, computes its own training loss (`loss_terms(hr, targets, loss)`), and has
 `features(hr, bicubic=None)`: the VID target alone, which is all a student asks of its frozen teacher
-(no upsampler, no degradation; `backbone_features` below).
+(no upsampler, no degradation: the backbone's own `features`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 from torch import nn
 
 from repro.errors import ReproError, unknown_choice
-from repro.imaging import imresize_torch
 from repro.models.fsrcnn import prelu
-from repro.models.idn import IDN
-from repro.models.registry import create, model_info
-from repro.models.vdsr import VDSR
+from repro.models.registry import create, model_info, model_names
 
-# Backbones a teacher can wrap: each has `forward_with_features(lr) -> (sr, feat)` (Table 4).
-TEACHER_BACKBONES = ("fsrcnn", "vdsr", "idn")
+
+class LossSettings(Protocol):
+    """The loss settings a teacher reads (the run's `loss` section, `repro.runs.config.LossConfig`)."""
+
+    levels: str  # DSSD: which deep-supervision levels (Table 3)
+    deep_supervision: float  # DSSD: the weight of every z_Fre / z_Deg term
+    pisr: float  # PISR: the weight of its encoder term
 
 
 @dataclass
@@ -89,40 +92,17 @@ class StridedEncoder(nn.Module):
 
 def build_backbone(name: str, scale: int, in_channels: int, settings: dict | None = None,
                    shared_prelu: bool = False) -> nn.Module:
-    """Build a teacher's backbone through the registry; it must expose `forward_with_features`.
+    """Build a teacher's backbone through the registry: a network whose role is `backbone` (Table 4:
+    FSRCNN, VDSR, IDN), with `features` and `forward_with_features`.
 
     The teacher's `shared_prelu` reaches the backbone too (where it has PReLUs: FSRCNN), so one
     setting decides every PReLU of the teacher and, through it, of the student.
     """
-    if name not in TEACHER_BACKBONES:
-        raise unknown_choice("teacher backbone", name, TEACHER_BACKBONES)
+    if name not in model_names(role="backbone"):
+        raise unknown_choice("teacher backbone", name, model_names(role="backbone"))
     settings = dict(settings or {})
     takes_it = "shared_prelu" in model_info(name).settings
     if takes_it and settings.setdefault("shared_prelu", shared_prelu) != shared_prelu:
         raise ReproError(f"backbone_settings.shared_prelu={settings['shared_prelu']} disagrees with the "
                          f"teacher's shared_prelu={shared_prelu}; set shared_prelu once, on the teacher")
     return create(name, scale=scale, in_channels=in_channels, **settings)
-
-
-def _vdsr_features(net: VDSR, lr: torch.Tensor) -> torch.Tensor:
-    return net.body(imresize_torch(lr, net.scale))  # VDSR.forward_with_features less tail and residual
-
-
-def _idn_features(net: IDN, lr: torch.Tensor) -> torch.Tensor:
-    return net.dblocks(net.fblock(lr))  # IDN.forward_with_features less deconv and bicubic skip
-
-
-# backbones without a `features` method of their own: the part of `forward_with_features` that makes feat
-_FEATURE_PATHS = {VDSR: _vdsr_features, IDN: _idn_features}
-
-
-def backbone_features(backbone: nn.Module, lr: torch.Tensor) -> torch.Tensor:
-    """The backbone's VID feature map without its reconstruction layers (equal to
-    `forward_with_features(lr)[1]`): a frozen teacher computes for its student only what VID uses."""
-    own = getattr(backbone, "features", None)
-    if callable(own):
-        return own(lr)
-    path = _FEATURE_PATHS.get(type(backbone))
-    if path is not None:
-        return path(backbone, lr)
-    return backbone.forward_with_features(lr)[1]

@@ -33,8 +33,12 @@ class VDSR(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
 
+    def features(self, lr: torch.Tensor) -> torch.Tensor:
+        """The last feature map before the reconstruction conv (64 ch, HR size): what VID distils."""
+        return self.body(imresize_torch(lr, self.scale))
+
     def forward_with_features(self, lr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """SR and the last feature map before the reconstruction conv (64 ch, HR size) for VID."""
+        """SR and `features(lr)` in one pass (the bicubic upscale made once)."""
         up = imresize_torch(lr, self.scale)
         feat = self.body(up)
         return up + self.tail(feat), feat
@@ -43,7 +47,7 @@ class VDSR(nn.Module):
         return self.forward_with_features(lr)[0]
 
 
-@register_model
+@register_model(role="backbone")
 def vdsr(scale: int = 4, in_channels: int = 1) -> VDSR:
     """VDSR: 20 bias-free 3x3 convs on the bicubic-upscaled image, global residual (Table 4)."""
     return VDSR(scale, in_channels=in_channels)

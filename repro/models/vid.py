@@ -4,9 +4,15 @@ The student's feature map predicts a distribution of the teacher's feature map a
 (mean mu from one branch, a scale from the other); the loss is the negative log-likelihood of the
 teacher's feature under it, up to a constant, averaged over C x H x W:
 
-- `laplace` (the paper's Eq. 17): b = softplus(.) + 1e-6, loss ln b + |t - mu| / b;
-- `gaussian` (PISR's code, its default): s = 1e-3 softplus(.) + 1e-8, loss ln(s) / 2 + (t - mu)^2 / (2 s)
-  (s plays the variance; the constant C ln(2 pi) / 2 of PISR's code is left out: it has no gradient).
+- `laplace`: b = scale_factor * softplus(.) + eps, loss ln b + |t - mu| / b. The paper's Eq. 17 has
+  scale_factor 1 (eps 1e-6, ours: the paper gives none); PISR's final student config (f66b979,
+  `pdf: laplace`) has b = 0.1 softplus(.) + 1e-8;
+- `gaussian` (PISR's `vid_loss` default, which its first student config used): s = 1e-3 softplus(.) + 1e-8,
+  loss ln(s) / 2 + (t - mu)^2 / (2 s) (s plays the variance).
+
+Constants are left out, having no gradient: PISR's code adds C ln(2 pi) / 2 to both densities, and its
+Laplace writes ln(2b) = ln 2 + ln b. The logged VID term is therefore that much below PISR's; the
+gradients, and so the training, are the same.
 
 A large scale lets the student ignore features it cannot predict; the log term stops the scale from
 growing for free. The two branches live only in training: they are not part of the deployed student.
@@ -22,7 +28,7 @@ from repro.errors import unknown_choice
 from repro.models.fsrcnn import prelu
 
 DENSITIES = ("laplace", "gaussian")
-LAPLACE_EPS = 1e-6
+LAPLACE_SCALE, LAPLACE_EPS = 1.0, 1e-6  # Eq. 17: b = softplus(.) + eps
 GAUSSIAN_SCALE, GAUSSIAN_EPS = 1e-3, 1e-8  # PISR's `vid_loss(pdf='gaussian')`
 
 
@@ -37,13 +43,23 @@ def gaussian_nll(target: torch.Tensor, mu: torch.Tensor, var: torch.Tensor) -> t
 
 
 class VID(nn.Module):
-    """Mean branch conv1x1 PReLU conv1x1; scale branch the same, then the density's positive map."""
+    """Mean branch conv1x1 PReLU conv1x1; scale branch the same, then the density's positive map.
 
-    def __init__(self, channels: int = 56, density: str = "laplace", shared_prelu: bool = False) -> None:
+    `scale_factor` and `eps` shape the Laplace scale b; the Gaussian keeps PISR's fixed form.
+    """
+
+    def __init__(self, channels: int = 56, density: str = "laplace", shared_prelu: bool = False,
+                 scale_factor: float = LAPLACE_SCALE, eps: float = LAPLACE_EPS) -> None:
         super().__init__()
         if density not in DENSITIES:
             raise unknown_choice("VID density", density, DENSITIES)
+        if density == "gaussian" and (scale_factor, eps) != (LAPLACE_SCALE, LAPLACE_EPS):
+            raise ValueError("scale_factor and eps shape the Laplace scale; the Gaussian's form is fixed")
+        if scale_factor <= 0 or eps <= 0:
+            raise ValueError(f"scale_factor and eps must be positive, got {scale_factor} and {eps}")
         self.density = density
+        self.scale_factor, self.eps = (GAUSSIAN_SCALE, GAUSSIAN_EPS) if density == "gaussian" \
+            else (scale_factor, eps)
         self.mean = nn.Sequential(
             nn.Conv2d(channels, channels, 1), prelu(channels, shared_prelu), nn.Conv2d(channels, channels, 1)
         )
@@ -54,9 +70,7 @@ class VID(nn.Module):
     def forward(self, student_feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, scale) predicted from the student's feature map: b (laplace) or the variance (gaussian)."""
         mu, raw = self.mean(student_feat), F.softplus(self.scale(student_feat))
-        if self.density == "laplace":
-            return mu, raw + LAPLACE_EPS
-        return mu, raw * GAUSSIAN_SCALE + GAUSSIAN_EPS
+        return mu, (raw if self.scale_factor == 1 else raw * self.scale_factor) + self.eps
 
     def loss(self, student_feat: torch.Tensor, teacher_feat: torch.Tensor) -> torch.Tensor:
         """Negative log-likelihood of the (fixed) teacher feature under the student's prediction."""

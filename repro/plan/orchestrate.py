@@ -21,7 +21,7 @@ from repro.plan.runs import Plan, PlannedRun, make_plan
 from repro.specs import TableSpec
 
 if TYPE_CHECKING:
-    from repro.plan.slurm import SlurmOptions
+    from repro.plan.launchers import Launcher
 
 TEST_SET_DATA = "benchmark"  # the manifest holding Set5, Set14, B100 and Urban100
 
@@ -30,13 +30,10 @@ TEST_SET_DATA = "benchmark"  # the manifest holding Set5, Set14, B100 and Urban1
 class Options:
     profile: str = "paper"
     seeds: int = 1
-    launcher: str = "local"  # local | pool | slurm
-    jobs: int = 1  # pool slots: one GPU each when there are GPUs
-    runs_per_gpu: int = 1  # runs sharing each GPU (pool: processes per slot; slurm: runs per job)
+    launcher: Launcher | None = None  # how the runs are carried out (`repro.plan.launchers`); None: locally
     data_root: str | None = None
     estimate: bool = True  # time the steps of what is missing and print the cost before training
     overrides: tuple[str, ...] = ()  # `--set key=value` for every run
-    slurm: SlurmOptions | None = None
     eval_images: int | None = None  # a quick check: the first N images of each test set only
     eval_crop: int | None = None  # ... and their top-left P x P HR crop only
 
@@ -118,6 +115,5 @@ def carry_out(tables: list[TableSpec], out: str | os.PathLike[str], options: Opt
     log(describe(plan, out, cost))
     ensure_data(required_data(plan), options.data_root, log)
     jobs = jobs_of(plan, out, options.data_root, options.eval_images, options.eval_crop)
-    launch(jobs, options.launcher, jobs_n=options.jobs, slurm=options.slurm, log=log,
-           runs_per_gpu=options.runs_per_gpu)
+    launch(jobs, options.launcher, log=log)
     return plan

@@ -49,8 +49,6 @@ HTML = "report.html"
 MARKDOWN = "report.md"
 COMPARISON = "comparison.csv"
 NOT_PRINTED = "Not a table of the paper: nothing printed to compare with."
-SHORT = {"table1": "Table 1", "table2": "Table 2", "table3": "Table 3", "table4": "Table 4",
-         "appendix1": "Appendix Table I", "quickstart": "Quickstart"}
 
 
 # ---------------------------------------------------------------- self-containment
@@ -126,7 +124,7 @@ def _table_context(table, inputs: ReportInputs, tolerances: Mapping[str, float])
         grids.append({"scale": scale, "groups": groups, "lines": rows})
     claims = [claim_sentence(table, c, lambda r: r.label) for c in check_claims(table, inputs.results,
                                                                                     inputs.seeds)]
-    return {"id": table.name, "short": SHORT.get(table.name, table.name), "title": table.title,
+    return {"id": table.name, "short": table.short, "title": table.title,
             "provenance": provenance_line(table, inputs.results, inputs.seeds),
             "legend": LEGEND if with_printed else NOT_PRINTED,
             "marks": is_marked(table), "with_printed": with_printed, "grids": grids,
@@ -208,7 +206,7 @@ def context(inputs: ReportInputs, figs: list, folder: Path,
     tolerance_text = ", ".join(f"{m} ±{v:g}{units.get(m, '')}" for m, v in tolerances.items())
     hardware = "; ".join(s.hardware) or "-"
     return {
-        "title": "DSSD reproduction report: " + ", ".join(SHORT.get(t.name, t.name) for t in inputs.tables),
+        "title": "DSSD reproduction report: " + ", ".join(t.short for t in inputs.tables),
         "built": time.strftime("%Y-%m-%d %H:%M %Z"), "results_name": inputs.folder.name or str(inputs.folder),
         "commit": (git_commit() or "-")[:12], "summary": s, "hardware": hardware,
         "profile_note": _profile_note(s.profile), "tolerance_text": tolerance_text,

@@ -28,7 +28,9 @@ DECISIONS = (
     Decision("PReLU slopes", "one per channel", "model.shared_prelu"),
     Decision("student schedule", "1e-3 cosine to 1e-5", "optim.student_lr", ("student",)),
     Decision("student schedule (end)", "1e-5", "optim.student_min_lr", ("student",)),
-    Decision("VID density", "Laplace (Eq. 17)", "loss.vid_density", ("student",)),
+    Decision("VID density", "Laplace (Eq. 17); Gaussian = PISR's first student config", "loss.vid_density",
+             ("student",)),
+    Decision("VID scale b", "softplus(.) + 1e-6 (Eq. 17 names no eps)", "loss.vid_eps", ("student",)),
     Decision("colour", "Y channel (the 13k parameter count is a Y count)", "data.in_channels"),
     Decision("Table 1 `bicubic` teacher input", "exactly the batch's LR file", None),
     Decision("Table 2 `cnn` degradation", "PISR-encoder shape, not recursive", "model.cnn_first_level",
@@ -39,12 +41,15 @@ DECISIONS = (
     Decision("x3 MultiAdds input size", "1280/3 x 720/3 kept fractional (area)", None),
 )
 
-# Where the paper's text (the default) and PISR's code differ: setting -> (text, code); the `pisr_code`
-# profile applies the code's reading.
+# Where the paper's text (the default) and PISR's code (its final configs, f66b979) differ, and where they
+# agree although an earlier reading said otherwise: setting -> (text, code); the `pisr_code` profile
+# applies the code's reading.
 READINGS = {  # setting -> (paper text, PISR code)
-    "optim.student_lr": (1e-3, 1e-4),
+    "optim.student_lr": (1e-3, 1e-3),
     "optim.student_min_lr": (1e-5, 1e-5),
-    "loss.vid_density": ("laplace", "gaussian"),
+    "loss.vid_density": ("laplace", "laplace"),
+    "loss.vid_scale_factor": (1.0, 0.1),
+    "loss.vid_eps": (1e-6, 1e-8),
     "model.shared_prelu": (False, True),
 }
 NOT_SET = "(model default)"

@@ -19,22 +19,11 @@ import pandas as pd
 from repro.errors import ReproError
 from repro.results.collect import BICUBIC_CACHE, COMPLEXITY_CACHE, RESULTS, read_results
 from repro.runs.folder import CONFIG_JSON, DONE, MODEL, read_evaluation, read_metrics
-from repro.specs import PAPER_TABLES, TableSpec, get_table
+from repro.specs import TableSpec, get_table, paper_tables, rows_with_role
 
 PLAN_JSON = "plan.json"
 RUNS = "runs"
 
-# Which (table, row) holds a network the figures need, most specific first: the first one measured wins.
-ROLES: dict[str, tuple[tuple[str, str], ...]] = {
-    "fsrcnn_alone": (("appendix1", "FSRCNN*"), ("table4", "fsrcnn_baseline"), ("table3", "baseline_fsrcnn"),
-                     ("table2", "baseline_fsrcnn"), ("table1", "baseline_fsrcnn"),
-                     ("quickstart", "fsrcnn_baseline")),
-    "pisr_student": (("appendix1", "PISR"), ("table4", "fsrcnn_pisr")),
-    "dssd_student": (("appendix1", "DSSD"), ("table4", "fsrcnn_dssd"), ("table3", "deep_supervision"),
-                     ("quickstart", "fsrcnn_dssd")),
-}
-ROLE_LABELS = {"fsrcnn_alone": "FSRCNN*", "pisr_student": "PISR student", "dssd_student": "DSSD student",
-               "dssd_teacher": "DSSD teacher", "pisr_teacher": "PISR teacher"}
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -121,7 +110,7 @@ class ReportInputs:
             names = list(dict.fromkeys(c["table"] for c in self.plan.get("cells", [])))
         if not names:
             names = list(dict.fromkeys(self.results["table"]))
-        order = {n: i for i, n in enumerate(PAPER_TABLES)}
+        order = {n: i for i, n in enumerate(paper_tables())}
         return sorted(names, key=lambda n: (order.get(n, len(order)), n))
 
     @cached_property
@@ -176,13 +165,14 @@ class ReportInputs:
         return None
 
     def run_for(self, role: str, scale: int = 4, seed: int = 0) -> Run | None:
-        """The finished run playing `role` (a key of ROLES, or dssd_teacher / pisr_teacher: the teacher of
-        that student) at `scale`, None when the results hold none."""
+        """The finished run playing `role` (a row role of `repro.specs.ROLES`, or dssd_teacher / pisr_teacher:
+        the teacher of that student) at `scale`, None when the results hold none; the row roles' tables
+        are tried most complete first, the first one measured wins."""
         if role.endswith("_teacher"):
             student = self.run_for(role.replace("_teacher", "_student"), scale, seed)
             return self.run(student.teacher_name) if student else None
-        for table, row in ROLES[role]:
-            run = self.run_of(table, row, scale, seed)
+        for table, row in rows_with_role(role):
+            run = self.run_of(table.name, row.name, scale, seed)
             if run is not None and run.has_model:
                 return run
         return None

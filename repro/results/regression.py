@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -179,17 +179,6 @@ def dumps_golden(golden: Golden) -> str:
 def write_golden(golden: Golden, path: str | os.PathLike[str]) -> Path:
     """Write atomically (temp file + rename): an interrupted update leaves the old file whole."""
     return atomic_write_text(Path(path), dumps_golden(golden))
-
-
-def golden_from_results(results: pd.DataFrame, tolerances: Mapping[str, float], header: dict[str, Any], *,
-                        source: str = "smoke", tables: Iterable[str] | None = None) -> Golden:
-    """A new golden file holding every cell of `results` (of `tables`) whose metric has a tolerance."""
-    wanted = set(tables) if tables is not None else None
-    cells = {}
-    for key, (value, _) in measured_cells(results).items():
-        if key[4] in tolerances and (wanted is None or key[0] in wanted):
-            cells[key] = GoldenCell(float(value), float(tolerances[key[4]]), source)
-    return Golden(dict(header), cells)
 
 
 # ---------------------------------------------------------------- results

@@ -66,8 +66,8 @@ class OptimConfig:
     batch_size: int = 16  # global batch: under DDP every rank takes batch_size / world_size
     lr: float = 1e-3  # baselines and teachers
     min_lr: float = 1e-5  # end of the cosine schedule
-    # a student's schedule: the paper gives one schedule for all (1e-3 -> 1e-5); PISR's code starts its
-    # student stage at 1e-4 (configs/fsrcnn/step2.yml)
+    # a student's schedule: the paper gives one schedule for all (1e-3 -> 1e-5), as PISR's final student
+    # config does (configs/fsrcnn/step2.yml at f66b979; its first commit started at 1e-4)
     student_lr: float = 1e-3
     student_min_lr: float = 1e-5
     schedule: str = "cosine"
@@ -95,8 +95,13 @@ class LossConfig:
     deep_supervision: float = 1e-4  # weight of every z_fre/z_deg term (Eq. 13)
     pisr: float = 1e-4  # PISR teacher: weight of L1(encoder output, LR)
     vid: float = 1e-6  # student: weight of the VID term (Eq. 18)
-    # the density VID fits: "laplace" (the paper's Eq. 17) or "gaussian" (PISR's code, std scaled 1e-3)
+    # the density VID fits: "laplace" (the paper's Eq. 17, and PISR's final student config) or "gaussian"
+    # (PISR's `vid_loss` default, used by its first student config: s = 1e-3 softplus + 1e-8)
     vid_density: str = "laplace"
+    # the Laplace scale b = vid_scale_factor * softplus(.) + vid_eps: Eq. 17 has no factor (1) and names no
+    # eps (1e-6 here); PISR's code uses 0.1 and 1e-8
+    vid_scale_factor: float = field(default=1.0, metadata=HASHED_IF_SET)
+    vid_eps: float = field(default=1e-6, metadata=HASHED_IF_SET)
 
 
 @dataclass
@@ -189,10 +194,20 @@ def valid_keys(model_name: str | None = None) -> list[str]:
     return keys
 
 
-def _model_settings(name: str) -> dict[str, object]:
+def _model_info(name: str):
     from repro.models import model_info
 
-    return model_info(name).settings
+    return model_info(name)
+
+
+def _model_names(role: str) -> list[str]:
+    from repro.models import model_names
+
+    return model_names(role)
+
+
+def _model_settings(name: str) -> dict[str, object]:
+    return _model_info(name).settings
 
 
 def _own_model_settings(name: str) -> dict[str, object]:
@@ -277,12 +292,17 @@ def resolve(
             raise ReproError(f"--set {text!r}: expected key=value, e.g. optim.lr=5e-4")
         key, value = text.split("=", 1)
         pairs.append((key.strip(), value.strip()))
+    def given(key: str, argument: str | None) -> list[Any]:  # in order of precedence
+        return [v for k, v in items if k == key] + ([argument] if argument else []) \
+            + [v for k, v in pairs if k == key]
+
+    kinds = given("kind", kind)
+    student = bool(kinds) and kinds[-1] == "student"
     # the model name first, so that model settings are checked against it; a student's is its
     # teacher's backbone
-    names = [v for k, v in items if k == "model.name"] + ([model] if model else []) \
-        + [v for k, v in pairs if k == "model.name"]
-    if teacher is not None:
-        backbone = teacher.model.settings.get("backbone", "fsrcnn")
+    names = given("model.name", model)
+    if teacher is not None and student:
+        backbone = teacher.model.settings["backbone"]  # every teacher names the backbone its student is
         if names and names[-1] != backbone:
             raise ReproError(f"the teacher's backbone is {backbone!r} but the student is {names[-1]!r}; "
                              f"use --model {backbone} (or leave --model out)")
@@ -300,8 +320,10 @@ def resolve(
     for key, value in pairs:
         if key != "model.name":
             apply(cfg, key, value, from_text=True)
-    if teacher is not None:
+    if teacher is not None and student:
         _adopt_teacher(cfg, teacher, scale_given=scale is not None)
+    elif teacher is not None:
+        cfg.teacher_hash = teacher.hash()  # refused below: only a student takes a teacher
     # the resolved settings name every model setting, so leaving one at its default and setting it to
     # its default are the same run
     cfg.model.settings = {**_own_model_settings(cfg.model.name), **cfg.model.settings}
@@ -312,8 +334,6 @@ def resolve(
 def _adopt_teacher(cfg: TrainConfig, teacher: TrainConfig, scale_given: bool) -> None:
     """A student IS its teacher's backbone (it starts from its weights): network, its settings, scale,
     channels and PReLU sharing come from the teacher, whatever the profile says."""
-    if cfg.kind != "student":
-        raise ReproError(f"--teacher is only for students, not for a {cfg.kind} run")
     if teacher.kind != "teacher":
         raise ReproError(f"a student's teacher must be a teacher run, not a {teacher.kind} run")
     if scale_given and cfg.data.scale != teacher.data.scale:
@@ -330,26 +350,20 @@ def _adopt_teacher(cfg: TrainConfig, teacher: TrainConfig, scale_given: bool) ->
     cfg.teacher_hash = teacher.hash()
 
 
-def _check_supervision(cfg: TrainConfig) -> None:
-    """Refuse a combination in which `loss.levels` would silently drop a whole loss term."""
-    if cfg.kind != "teacher":
-        return
-    if cfg.model.name == "pisr_teacher":
-        if cfg.loss.levels != "deep":
-            raise ReproError(f"loss.levels={cfg.loss.levels!r} does nothing for pisr_teacher (it has no deep "
-                             "supervision; its encoder term is loss.pisr): leave loss.levels at 'deep'")
-        return
-    if cfg.model.name != "dssd_teacher" or cfg.loss.levels != "first_level" or cfg.data.scale != 4:
-        return
-    settings = cfg.model.settings
-    if settings.get("downsampler") == "pisr_encoder":
-        raise ReproError("model.downsampler=pisr_encoder with loss.levels=first_level drops the z_fre term "
-                         "altogether (the PISR encoder makes only the 1/4 level, first_level keeps only the "
-                         "1/2 level); use loss.levels=deep or another downsampler")
-    if settings.get("degradation") == "cnn" and not settings.get("cnn_first_level", True):
-        raise ReproError("model.degradation=cnn with model.cnn_first_level=false and loss.levels=first_level "
-                         "drops the z_deg term altogether; set model.cnn_first_level=true or "
-                         "loss.levels=deep")
+def _check_roles(cfg: TrainConfig) -> None:
+    """The run's kind against its network's role and its teacher (the one place both are checked)."""
+    info = _model_info(cfg.model.name)
+    if cfg.kind == "teacher" and info.role != "teacher":
+        teachers = ", ".join(_model_names("teacher"))
+        raise ReproError(f"`train teacher` needs a teacher model ({teachers}), got {cfg.model.name!r}")
+    if cfg.kind != "teacher" and info.role == "teacher":
+        raise ReproError(f"{cfg.model.name!r} is a teacher: train it with `repro train teacher`")
+    if cfg.kind == "student" and not cfg.teacher_hash:
+        raise ReproError("a student needs its teacher: pass --teacher RUN_DIR (a finished teacher run)")
+    if cfg.kind != "student" and cfg.teacher_hash:
+        raise ReproError(f"--teacher is only for students, not for a {cfg.kind} run")
+    if cfg.kind == "teacher" and info.check is not None:
+        info.check(cfg.model.settings, cfg.loss, cfg.data.scale)  # e.g. loss.levels dropping a term
 
 
 def check(cfg: TrainConfig) -> None:
@@ -360,6 +374,14 @@ def check(cfg: TrainConfig) -> None:
         raise unknown_choice("loss.levels", cfg.loss.levels, LEVELS)
     if cfg.loss.vid_density not in VID_DENSITIES:
         raise unknown_choice("loss.vid_density", cfg.loss.vid_density, VID_DENSITIES)
+    if cfg.loss.vid_scale_factor <= 0 or cfg.loss.vid_eps <= 0:
+        raise ReproError("loss.vid_scale_factor and loss.vid_eps must be positive")
+    laplace_form = (cfg.loss.vid_scale_factor, cfg.loss.vid_eps) != (LossConfig.vid_scale_factor,
+                                                                     LossConfig.vid_eps)
+    if cfg.loss.vid_density == "gaussian" and laplace_form:
+        raise ReproError("loss.vid_scale_factor and loss.vid_eps shape the Laplace density; the Gaussian has "
+                         "PISR's fixed form (1e-3 softplus + 1e-8): leave them unset, or use "
+                         "loss.vid_density=laplace")
     if cfg.optim.schedule not in SCHEDULES:
         raise unknown_choice("optim.schedule", cfg.optim.schedule, SCHEDULES)
     if cfg.run.compile not in COMPILE_MODES:
@@ -395,17 +417,7 @@ def check(cfg: TrainConfig) -> None:
             f"run.checkpoint_every ({cfg.run.checkpoint_every}) must be a multiple of run.log_every "
             f"({cfg.run.log_every}) so that a resumed run logs exactly what an uninterrupted one does"
         )
-    is_teacher = cfg.model.name.endswith("_teacher")
-    if cfg.kind == "teacher" and not is_teacher:
-        raise ReproError(f"`train teacher` needs a teacher model (e.g. dssd_teacher, pisr_teacher), "
-                         f"got {cfg.model.name!r}")
-    if cfg.kind != "teacher" and is_teacher:
-        raise ReproError(f"{cfg.model.name!r} is a teacher: train it with `repro train teacher`")
-    if cfg.kind == "student" and not cfg.teacher_hash:
-        raise ReproError("a student needs its teacher: pass --teacher RUN_DIR (a finished teacher run)")
-    if cfg.kind != "student" and cfg.teacher_hash:
-        raise ReproError(f"teacher_hash is only for students, not for a {cfg.kind} run")
-    _check_supervision(cfg)
+    _check_roles(cfg)
 
 
 # ---------------------------------------------------------------- saving

@@ -100,13 +100,6 @@ def is_done(run_dir: str | os.PathLike[str]) -> bool:
     return (Path(run_dir) / DONE).exists() and (Path(run_dir) / MODEL).exists()
 
 
-def read_done(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    path = Path(run_dir) / DONE
-    if not path.exists():
-        raise ReproError(f"{run_dir} has not finished training (no {DONE}); run its command again")
-    return read_json(path)
-
-
 def read_evaluation(folder: str | os.PathLike[str]) -> dict[str, dict[str, float]]:
     """{test set: {"psnr": dB, "ssim": ..., "images": n}} of a run, empty when not evaluated yet."""
     path = Path(folder) / EVALUATION

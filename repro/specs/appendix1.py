@@ -8,7 +8,7 @@ under this protocol is the FSRCNN* run.
 """
 
 from repro.scales import SCALES
-from repro.specs.base import Claim, Row, TableSpec, baseline, equal_compute, student
+from repro.specs.base import Claim, Row, TableSpec, baseline, equal_compute_row, student
 from repro.specs.table4 import dssd_teacher, pisr_teacher
 
 OTHER_PAPERS = {  # row name as printed -> (network, where its printed numbers come from)
@@ -28,6 +28,8 @@ def _students(make) -> tuple:
 
 TABLE = TableSpec(
     name="appendix1",
+    short="Appendix Table I",
+    order=5,
     title="Appendix Table I: comparison with efficient SR networks, PSNR (dB) / SSIM",
     rows=(
         Row("Bicubic", "Bicubic"),
@@ -35,11 +37,10 @@ TABLE = TableSpec(
             source="Dong et al., ECCV 2016 (FSRCNN, trained on T91 + General100)"),
         *(Row(name, name, tuple(baseline(model, s) for s in SCALES), source=source)
           for name, (model, source) in OTHER_PAPERS.items()),
-        Row("FSRCNN*", "FSRCNN*", tuple(baseline("fsrcnn", s) for s in SCALES)),
-        Row("PISR", "PISR", _students(pisr_teacher)),
-        Row("DSSD", "DSSD", _students(dssd_teacher)),
-        Row("equal_compute_fsrcnn", "FSRCNN* for teacher + student iterations (equal-compute control)",
-            tuple(equal_compute(r) for r in _students(dssd_teacher)), control_for=("PISR", "DSSD")),
+        Row("FSRCNN*", "FSRCNN*", tuple(baseline("fsrcnn", s) for s in SCALES), roles=("fsrcnn_alone",)),
+        Row("PISR", "PISR", _students(pisr_teacher), roles=("pisr_student",)),
+        Row("DSSD", "DSSD", _students(dssd_teacher), roles=("dssd_student",)),
+        equal_compute_row("equal_compute_fsrcnn", _students(dssd_teacher), control_for=("PISR", "DSSD")),
     ),
     scales=SCALES,
     datasets=("Set5", "Set14", "B100", "Urban100"),

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from repro.errors import unknown_choice
+
 KINDS = ("baseline", "teacher", "student")
 THIS_PAPER = "this paper"
 
@@ -56,6 +58,11 @@ def equal_compute(of: RunSpec) -> RunSpec:
     return RunSpec("baseline", of.model, of.scale, of.settings, iterations_of=(of.teacher, of))
 
 
+# What a row stands for, beyond its own table: the report's figures take "the FSRCNN trained alone", "the
+# DSSD student", ... from whichever table measured one (`repro.specs.rows_with_role`).
+ROLES = ("fsrcnn_alone", "pisr_student", "dssd_student")
+
+
 @dataclass(frozen=True)
 class Row:
     """One row of a table: the run measured at each scale; none for Bicubic (nothing is trained)."""
@@ -65,6 +72,13 @@ class Row:
     runs: tuple[RunSpec, ...] = ()  # one per scale of the table
     source: str = THIS_PAPER  # where the printed numbers come from
     control_for: tuple[str, ...] = ()  # an equal-compute control row: the distilled rows it controls
+    roles: tuple[str, ...] = ()  # of ROLES
+
+    def __post_init__(self) -> None:
+        unknown = set(self.roles) - set(ROLES)
+        if unknown:
+            raise ValueError(f"row {self.name}: unknown role(s) {', '.join(sorted(unknown))}; valid: "
+                             f"{', '.join(ROLES)}")
 
     @property
     def from_other_paper(self) -> bool:
@@ -85,9 +99,21 @@ class Claim:
     metric: str = "psnr"
 
 
+def equal_compute_row(name: str, students: tuple[RunSpec, ...], control_for: tuple[str, ...],
+                      network: str = "FSRCNN") -> Row:
+    """The equal-compute control of the rows `control_for`: the backbone of each of `students` (one per
+    scale) trained alone for as many iterations as its teacher and it together."""
+    return Row(name, f"{network}* for teacher + student iterations (equal-compute control)",
+               tuple(equal_compute(s) for s in students), control_for=control_for)
+
+
 @dataclass(frozen=True)
 class TableSpec:
-    """A table: its rows, and the cells (scale x dataset x metric) measured for each row."""
+    """A table: its rows, and the cells (scale x dataset x metric) measured for each row.
+
+    A module of `repro.specs` holding a `TABLE` is a table: the command line, the plan, nox and the report
+    find it there (with its printed values in tables/published/published_values.csv).
+    """
 
     name: str  # as in published_values.csv: table1 ... table4, appendix1, quickstart
     title: str
@@ -98,11 +124,16 @@ class TableSpec:
     claims: tuple[Claim, ...] = ()
     complexity: bool = False  # Appendix Table I: params, MultiAdds and runtime columns too
     profile: str = "paper"  # the profile `repro reproduce` uses unless told otherwise
+    of_paper: bool = True  # a table the paper prints (`repro reproduce all` makes every one)
+    short: str = ""  # how the report names it: "Table 1", "Appendix Table I", ... (default: `name`)
+    order: int = 0  # its place among the tables (the paper's order)
+
+    def __post_init__(self) -> None:
+        if not self.short:
+            object.__setattr__(self, "short", self.name)
 
     def row(self, name: str) -> Row:
         for r in self.rows:
             if r.name == name:
                 return r
-        from repro.errors import unknown_choice
-
         raise unknown_choice(f"row of {self.name}", name, [r.name for r in self.rows])

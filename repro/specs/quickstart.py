@@ -11,14 +11,18 @@ DSSD_TEACHER = teacher("dssd_teacher", 4, "optim.epochs=4")
 
 TABLE = TableSpec(
     name="quickstart",
+    short="Quickstart",
+    order=0,
     title="Quickstart: x4 on the sample test photos",
     rows=(
         Row("bicubic", "Bicubic"),
-        Row("fsrcnn_baseline", "FSRCNN* (trained alone)", (baseline("fsrcnn", 4),)),
+        Row("fsrcnn_baseline", "FSRCNN* (trained alone)", (baseline("fsrcnn", 4),), roles=("fsrcnn_alone",)),
         Row("dssd_teacher", "DSSD teacher (privileged: sees HR)", (DSSD_TEACHER,)),
-        Row("fsrcnn_dssd", "FSRCNN distilled from the DSSD teacher", (student(DSSD_TEACHER),)),
+        Row("fsrcnn_dssd", "FSRCNN distilled from the DSSD teacher", (student(DSSD_TEACHER),),
+            roles=("dssd_student",)),
     ),
     datasets=("sample",),
     metrics=("psnr", "ssim"),
     profile="quickstart",
+    of_paper=False,
 )

@@ -15,10 +15,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from repro.errors import ReproError
 from repro.evaluate.sr import as_sr_network
 from repro.models import create
-from repro.models.losses import Terms, pisr_teacher_terms, student_terms, teacher_terms
+from repro.models.losses import Terms, student_terms
 from repro.models.vid import VID
 from repro.runs.config import TrainConfig
 
@@ -51,27 +50,18 @@ class Baseline(Objective):
 
 
 class Teacher(Objective):
-    """A privileged teacher on HR: DSSD (Eq. 13, deep supervision) or PISR (encoder loss).
-
-    The batch's bicubic levels go to the teacher too: a `bicubic` downsampler (Table 1) takes them as
-    its compact images, so it sees exactly the LR the student sees.
+    """A privileged teacher on HR, trained with its own loss (`loss_terms`: DSSD's Eq. 13, PISR's
+    encoder term) on the batch's HR and bicubic levels; a `bicubic` downsampler (Table 1) takes those
+    levels as its compact images, so it sees exactly the LR the student sees.
     """
 
     def __init__(self, net: nn.Module, cfg: TrainConfig) -> None:
         super().__init__()
         self.net = net
-        self.pisr = cfg.model.name == "pisr_teacher"
-        self.levels = cfg.loss.levels
-        self.ds_weight = cfg.loss.deep_supervision
-        self.pisr_weight = cfg.loss.pisr
+        self.loss = cfg.loss
 
     def forward(self, batch: Batch) -> tuple[torch.Tensor, Terms]:
-        targets = list(batch["targets"])
-        if self.pisr:
-            return pisr_teacher_terms(self.net(batch["hr"]), batch["hr"], targets, weight=self.pisr_weight)
-        out = self.net(batch["hr"], bicubic=targets)
-        return teacher_terms(out, batch["hr"], targets, levels=self.levels,
-                            fre_weight=self.ds_weight, deg_weight=self.ds_weight)
+        return self.net.loss_terms(batch["hr"], list(batch["targets"]), self.loss)
 
 
 class Student(Objective):
@@ -85,7 +75,8 @@ class Student(Objective):
     def __init__(self, net: nn.Module, channels: int, cfg: TrainConfig) -> None:
         super().__init__()
         self.net = net
-        self.vid = VID(channels, density=cfg.loss.vid_density, shared_prelu=cfg.model.shared_prelu)
+        self.vid = VID(channels, density=cfg.loss.vid_density, shared_prelu=cfg.model.shared_prelu,
+                       scale_factor=cfg.loss.vid_scale_factor, eps=cfg.loss.vid_eps)
         self.vid_weight = cfg.loss.vid
 
     def forward(self, batch: Batch) -> tuple[torch.Tensor, Terms]:
@@ -126,8 +117,8 @@ def build(cfg: TrainConfig, teacher: nn.Module | None = None
         return Baseline(net), None, settings
     if cfg.kind == "teacher":
         return Teacher(net, cfg), None, settings
-    if teacher is None:
-        raise ReproError("a student needs its teacher: pass --teacher RUN_DIR (a finished teacher run)")
+    if teacher is None:  # the settings were checked at resolution (a student has its teacher's hash)
+        raise ValueError("build(cfg, teacher): a student is built from its teacher's network")
     net.load_state_dict(teacher.backbone.state_dict())  # every backbone layer (section 2.3)
     with torch.no_grad():
         probe = torch.zeros(1, cfg.data.in_channels, 8 * cfg.data.scale, 8 * cfg.data.scale)

@@ -123,9 +123,8 @@ def load_network(folder: str) -> tuple[nn.Module, int]:
 @contextlib.contextmanager
 def torch_threads(n: int = 1) -> Iterator[None]:
     """Run small CPU inferences on one thread (restored afterwards): on windows this small, OpenMP's
-    thread start-up and barriers cost 20x the work on a busy 2-core machine (0.3 s against 15 ms per
-    FSRCNN pass), and a fixed count keeps results bit-identical (the count can change a convolution's
-    summation order, hence a rounding to uint8)."""
+    thread start-up and barriers cost far more than the work, and a fixed count keeps results
+    bit-identical (the count can change a convolution's summation order, hence a rounding to uint8)."""
     import torch
 
     before = torch.get_num_threads()

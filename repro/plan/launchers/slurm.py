@@ -14,6 +14,7 @@ its time limit is requeued, like a single run: finished runs are found finished,
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,7 +23,16 @@ from typing import Any
 
 from repro.errors import ReproError
 from repro.plan.execute import RunJob, execute
-from repro.plan.launchers import Log, PoolLauncher, _ready, check_order, check_runs_per_gpu
+from repro.plan.launchers.base import (
+    LauncherEntry,
+    Log,
+    at_least_one,
+    check_at_least_one,
+    check_order,
+    ready,
+    register_launcher,
+)
+from repro.plan.launchers.pool import PoolLauncher
 
 SLURM_DIR = "slurm"
 
@@ -39,7 +49,7 @@ class SlurmOptions:
     """
 
     partition: str | None = None
-    time: int = 24 * 60
+    time: int = 3 * 24 * 60  # minutes: a paper-profile run of the heavier networks takes days
     gpus: int = 1
     account: str | None = None
     cpus_per_task: int = 8
@@ -139,7 +149,7 @@ class SlurmLauncher:
         self.options = options or SlurmOptions()
         if self.options.cluster not in ("slurm", "local", "debug"):
             raise ReproError(f"unknown submitit cluster {self.options.cluster!r}; choose slurm or local")
-        check_runs_per_gpu(self.options.runs_per_gpu)
+        check_at_least_one("--runs-per-gpu", self.options.runs_per_gpu)
         self.folder = folder if folder is not None else self.options.folder
         self.executor, self.log = executor, log
 
@@ -231,7 +241,7 @@ class SlurmLauncher:
         wave_no = 0
         while waiting:
             wave = [u for u in waiting
-                    if all(_ready(j, ids - {i.run_id for i in u.jobs}, finished) for j in u.jobs)]
+                    if all(ready(j, ids - {i.run_id for i in u.jobs}, finished) for j in u.jobs)]
             if not wave:
                 names = ", ".join(j.name for u in waiting for j in u.jobs)
                 raise ReproError(f"runs {names} wait for teachers that never run")
@@ -274,3 +284,28 @@ def _log_path(job: Any) -> str:
         return str(job.paths.stderr)
     except Exception:  # a fake or foreign job object
         return "?"
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    default = SlurmOptions()
+    group = parser.add_argument_group("slurm (with --launcher slurm)")
+    group.add_argument("--partition", help="Slurm partition")
+    group.add_argument("--time", type=at_least_one, default=default.time,
+                       help=f"minutes per job (default {default.time} = {default.time / 1440:g} days)")
+    group.add_argument("--gpus-per-job", type=int, default=default.gpus,
+                       help=f"GPUs per job (default {default.gpus})")
+    group.add_argument("--cpus-per-job", type=at_least_one, default=default.cpus_per_task,
+                       help=f"CPUs per job (default {default.cpus_per_task})")
+    group.add_argument("--account", help="Slurm account")
+
+
+def _build(args: argparse.Namespace, log: Log) -> SlurmLauncher:
+    options = SlurmOptions(partition=args.partition, time=args.time, gpus=args.gpus_per_job,
+                           cpus_per_task=args.cpus_per_job, account=args.account,
+                           runs_per_gpu=args.runs_per_gpu)
+    return SlurmLauncher(options, log=log)
+
+
+ENTRY = register_launcher(LauncherEntry(
+    name="slurm", help="one Slurm job per run, or per --runs-per-gpu runs (submitit)",
+    add_arguments=_add_arguments, build=_build))

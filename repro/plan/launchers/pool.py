@@ -1,102 +1,33 @@
-"""Carry out a list of `RunJob`s (teachers before their students) in one of three ways:
+"""The `pool` launcher (`--jobs N`, `--runs-per-gpu K`): N x K worker processes; a job is handed to the
+pool once its teacher finished.
 
-- `local`: one after another in this process;
-- `pool` (`--jobs N`, `--runs-per-gpu K`): N x K worker processes; a job is handed to the pool once its
-  teacher finished. With GPUs the workers make N slots of K processes, each slot on one GPU (worker k ->
-  slot k mod N -> GPU slot mod count, through CUDA_VISIBLE_DEVICES), so K runs share each GPU: the
-  networks are small, and one run alone leaves most of a modern GPU idle. The CPU cores are split
-  between all the workers (torch threads). A failed run stops the launch: runs not started are
-  dropped, runs in progress are stopped (they resume from their last checkpoint next time), finished
-  runs stay;
-- `slurm` (through `submitit`, `repro.plan.slurm`): one job per run, or with `--runs-per-gpu K` one job
-  per pack of K runs on one GPU; students after their teachers.
-
-Every launcher returns what each run did (`execute`'s answer), in the order of the jobs. Each run is
-carried out under its lock (`repro.runs.locks`), so two launches over one folder never train a run twice.
+With GPUs the workers make N slots of K processes, each slot on one GPU (worker k -> slot k mod N -> GPU
+slot mod count, through CUDA_VISIBLE_DEVICES), so K runs share each GPU: the networks are small, and one
+run alone leaves most of a modern GPU idle. The CPU cores are split between all the workers (torch
+threads). A failed run stops the launch: runs not started are dropped, runs in progress are stopped (they
+resume from their last checkpoint next time), finished runs stay.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import argparse
 import os
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 from repro.errors import ReproError
 from repro.plan.execute import RunJob, execute
-
-if TYPE_CHECKING:
-    from repro.plan.slurm import SlurmOptions
-
-LAUNCHERS = ("local", "pool", "slurm")
-
-Log = Callable[[str], Any]
-
-
-class Launcher(Protocol):
-    def run(self, jobs: Sequence[RunJob]) -> list[str]: ...
-
-
-def __getattr__(name: str) -> Any:
-    """The Slurm launcher lives in `repro.plan.slurm`; its names stay importable from here."""
-    if name in ("SlurmLauncher", "SlurmOptions", "SlurmRun", "SlurmPack", "SLURM_DIR",
-                "default_slurm_folder"):
-        from repro.plan import slurm
-
-        return getattr(slurm, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-# ---------------------------------------------------------------- order
-def check_order(jobs: Sequence[RunJob]) -> None:
-    """Refuse jobs where a student comes before its teacher, or a run appears twice."""
-    seen: set[str] = set()
-    ids = {j.run_id for j in jobs}
-    for job in jobs:
-        if job.run_id in seen:
-            raise ReproError(f"run {job.name} appears twice among the jobs")
-        if job.teacher_id in ids and job.teacher_id not in seen:
-            raise ReproError(f"run {job.name} comes before its teacher; give the jobs teachers first")
-        seen.add(job.run_id)
-
-
-def _ready(job: RunJob, ids: set[str], finished: set[str]) -> bool:
-    """A job may start when it has no teacher, its teacher is not among the jobs (done already), or its
-    teacher's job finished."""
-    return job.teacher_id is None or job.teacher_id not in ids or job.teacher_id in finished
-
-
-def _failure(job: RunJob, exc: BaseException) -> ReproError:
-    what = str(exc) if isinstance(exc, ReproError) else f"{type(exc).__name__}: {exc}"
-    return ReproError(f"run {job.name} failed ({job.folder}): {what}")
-
-
-def check_runs_per_gpu(runs_per_gpu: int) -> None:
-    if runs_per_gpu < 1:
-        raise ReproError(f"--runs-per-gpu must be at least 1, got {runs_per_gpu}")
-
-
-# ---------------------------------------------------------------- local
-class LocalLauncher:
-    """One run after another in this process."""
-
-    def __init__(self, log: Log = print, progress: bool | None = None) -> None:
-        self.log, self.progress = log, progress
-
-    def run(self, jobs: Sequence[RunJob]) -> list[str]:
-        check_order(jobs)
-        results = []
-        for i, job in enumerate(jobs, 1):
-            self.log(f"[{i}/{len(jobs)}] {job.name}")
-            try:
-                result = execute(job, progress=self.progress)
-            except Exception as exc:
-                raise _failure(job, exc) from exc
-            self.log(f"[{i}/{len(jobs)}] {job.name}: {result}")
-            results.append(result)
-        return results
+from repro.plan.launchers.base import (
+    LauncherEntry,
+    Log,
+    at_least_one,
+    check_at_least_one,
+    check_order,
+    failure,
+    ready,
+    register_launcher,
+)
 
 
 # ---------------------------------------------------------------- pool
@@ -158,9 +89,8 @@ class PoolLauncher:
 
     def __init__(self, workers: int, log: Log = print, gpus: Sequence[str] | None = None,
                  runs_per_gpu: int = 1) -> None:
-        if workers < 1:
-            raise ReproError(f"--jobs must be at least 1, got {workers}")
-        check_runs_per_gpu(runs_per_gpu)
+        check_at_least_one("--jobs", workers)
+        check_at_least_one("--runs-per-gpu", runs_per_gpu)
         self.workers, self.runs_per_gpu, self.log = workers, runs_per_gpu, log
         self.gpus = list(gpus) if gpus is not None else None
 
@@ -197,7 +127,7 @@ class PoolLauncher:
                                    initargs=(ctx.Value("i", 0), gpus, self.workers, threads))
         try:
             while waiting or running:
-                for job in [j for j in waiting if _ready(j, ids, finished)]:
+                for job in [j for j in waiting if ready(j, ids, finished)]:
                     waiting.remove(job)
                     running[pool.submit(_work, job)] = job
                     self.log(f"[pool] queued {job.name}")
@@ -211,7 +141,7 @@ class PoolLauncher:
                         result, worker = future.result()
                     except BaseException as exc:
                         self._stop(pool, running, waiting)
-                        raise _failure(job, exc) from exc
+                        raise failure(job, exc) from exc
                     finished.add(job.run_id)
                     results[index[job.run_id]] = result
                     self.log(f"[pool] {job.name}: {result} ({len(finished)}/{len(jobs)}; {worker})")
@@ -239,34 +169,14 @@ class PoolLauncher:
                 process.terminate()
 
 
-# ---------------------------------------------------------------- one entry point
-def make_launcher(launcher: str = "local", *, jobs_n: int = 1, slurm: SlurmOptions | None = None,
-                  log: Log = print, executor: Any = None, runs_per_gpu: int = 1) -> Launcher:
-    """The launcher named `launcher` ("local", "pool" or "slurm"); "local" with `jobs_n` > 1 or
-    `runs_per_gpu` > 1 is a pool. For Slurm, `runs_per_gpu` > 1 packs that many runs into each job."""
-    check_runs_per_gpu(runs_per_gpu)
-    if launcher == "local" and (jobs_n > 1 or runs_per_gpu > 1):
-        launcher = "pool"
-    if launcher == "local":
-        return LocalLauncher(log=log, progress=None)
-    if launcher == "pool":
-        return PoolLauncher(jobs_n, log=log, runs_per_gpu=runs_per_gpu)
-    if launcher == "slurm":
-        from repro.plan.slurm import SlurmLauncher, SlurmOptions
-
-        options = slurm or SlurmOptions()
-        if runs_per_gpu != 1:
-            options = dataclasses.replace(options, runs_per_gpu=runs_per_gpu)
-        return SlurmLauncher(options, executor=executor, log=log)
-    raise ReproError(f"unknown launcher {launcher!r}; choose one of {', '.join(LAUNCHERS)}")
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--jobs", type=at_least_one, default=1,
+                        help="slots of the pool launcher, one GPU each when there are GPUs (default 1)")
 
 
-def launch(jobs: Sequence[RunJob], launcher: str = "local", *, jobs_n: int = 1,
-           slurm: SlurmOptions | None = None, log: Log = print, executor: Any = None,
-           runs_per_gpu: int = 1) -> list[str]:
-    """Carry out `jobs` (teachers before students) with the named launcher; what each run did, in order."""
-    started = time.monotonic()
-    results = make_launcher(launcher, jobs_n=jobs_n, slurm=slurm, log=log, executor=executor,
-                            runs_per_gpu=runs_per_gpu).run(jobs)
-    log(f"{len(jobs)} run(s) carried out in {time.monotonic() - started:.0f} s")
-    return results
+ENTRY = register_launcher(LauncherEntry(
+    name="pool",
+    help="--jobs x --runs-per-gpu worker processes (--runs-per-gpu on each GPU when there are GPUs)",
+    add_arguments=_add_arguments,
+    build=lambda args, log: PoolLauncher(args.jobs, log=log, runs_per_gpu=args.runs_per_gpu),
+    implied_by=lambda args: args.jobs > 1 or args.runs_per_gpu > 1))
