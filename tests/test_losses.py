@@ -9,11 +9,13 @@ import torch
 
 from repro.errors import ReproError
 from repro.models.losses import (
+    Z_KEYS,
     deep_supervision_losses,
     pisr_teacher_terms,
     reconstruction_loss,
     student_terms,
     teacher_terms,
+    teacher_weights,
 )
 from repro.models.teachers import TeacherOutput
 from repro.models.vid import VID, laplace_nll
@@ -194,3 +196,21 @@ def test_vid_training_moves_mu_toward_teacher() -> None:
         opt.step()
     assert vid.loss(student, teacher).item() < first
     assert (vid(student)[0] - teacher).abs().mean().item() < 0.5 * err0
+
+
+@pytest.mark.parametrize("levels", ["deep", "first_level", "none"])
+def test_weights_name_the_terms_levels_keeps_and_zero_weights_add_nothing(levels) -> None:
+    """A teacher's `levels` is a set of weighted terms: the same total and log as by levels; and the
+    union of every level's terms with this run's weights (0 for the others, as a fleet passes them, a
+    tensor each) gives the same total, bit for bit."""
+    torch.manual_seed(0)
+    out = TeacherOutput(sr=torch.rand(2, 1, 8, 8), compact=[torch.rand(2, 1, 4, 4), torch.rand(2, 1, 2, 2)],
+                        degraded=[torch.rand(2, 1, 4, 4), torch.rand(2, 1, 2, 2)], features=None)
+    hr, targets = torch.rand(2, 1, 8, 8), [torch.rand(2, 1, 4, 4), torch.rand(2, 1, 2, 2)]
+    by_levels = teacher_terms(out, hr, targets, levels=levels, fre_weight=1e-4, deg_weight=3e-4)
+    own = teacher_weights(levels, 1e-4, 3e-4)
+    by_weights = teacher_terms(out, hr, targets, weights=own)
+    assert torch.equal(by_levels[0], by_weights[0]) and by_levels[1].keys() == by_weights[1].keys()
+    union = {k: torch.tensor(own.get(k, 0.0)) for k in Z_KEYS}
+    total, log = teacher_terms(out, hr, targets, weights=union)
+    assert torch.equal(total, by_levels[0]) and set(log) == {"recon", *Z_KEYS, "total"}

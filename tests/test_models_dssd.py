@@ -175,7 +175,7 @@ def test_pisr_encoder_downsampler_and_pisr_teacher() -> None:
     assert n_params(dssd.encoder) == n_params(pisr.encoder) == 1456 + 78_456 + 6060 + 109 + 124
     assert pisr.encoder.body[2].stride == (4, 4) and pisr.encoder.body[0].kernel_size == (5, 5)
     hr = torch.rand(2, 1, 16, 12)
-    total, log = pisr.loss_terms(hr, targets_for(hr, 4), LossConfig())  # its own loss
+    total, log = pisr.loss_terms(hr, targets_for(hr, 4), pisr.loss_weights(LossConfig()))  # its own loss
     assert total.item() == pytest.approx(pisr_teacher_terms(pisr(hr), hr, targets_for(hr, 4))[0].item())
     total.backward()
     assert set(log) == {"recon", "z_enc", "total"}
@@ -218,7 +218,7 @@ def test_every_ablation_row_trains(row: str) -> None:
     settings, levels = ABLATION_TEACHERS[row]
     teacher = create("dssd_teacher", 4, **settings)
     hr = torch.rand(2, 1, 16, 16)
-    total, log = teacher.loss_terms(hr, targets_for(hr, 4), LossConfig(levels=levels))  # its own loss
+    total, log = teacher.loss_terms(hr, targets_for(hr, 4), teacher.loss_weights(LossConfig(levels=levels)))
     total.backward()
     assert torch.isfinite(total)
     expected_terms = {

@@ -11,6 +11,7 @@ Tables 1-2 (the settings of each row: `repro.specs`); Table 3 is a loss setting 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -18,7 +19,7 @@ from torch import nn
 
 from repro.errors import ReproError, unknown_choice
 from repro.imaging import imresize_torch
-from repro.models.losses import Terms, teacher_terms
+from repro.models.losses import Terms, teacher_terms, teacher_weights
 from repro.models.pisr import PISREncoder
 from repro.models.registry import register_model
 from repro.models.teachers import LossSettings, StridedEncoder, TeacherOutput, build_backbone, check_hr_size
@@ -167,14 +168,18 @@ class DSSDTeacher(nn.Module):
         and the SDM on the HR-size SR (the bulk of a teacher pass) are not run."""
         return self.backbone.features(self._compact(hr, bicubic, last_only=True)[-1])
 
+    def loss_weights(self, loss: LossSettings) -> dict[str, float]:
+        """The terms of its loss beyond L_recon and their weights: the deep-supervision terms of
+        `loss.levels`, each weighted `loss.deep_supervision` (Eq. 13)."""
+        return teacher_weights(loss.levels, loss.deep_supervision, loss.deep_supervision)
+
     def loss_terms(self, hr: torch.Tensor, targets: list[torch.Tensor],
-                   loss: LossSettings) -> tuple[torch.Tensor, Terms]:
-        """Its training loss on an HR batch (Eq. 13): L_recon and the deep-supervision terms of
-        `loss.levels`, each weighted `loss.deep_supervision`; `targets` are the batch's bicubic levels
-        (finest first, LR last), which a `bicubic` downsampler also takes as its compact images."""
-        out = self(hr, bicubic=targets)
-        return teacher_terms(out, hr, targets, levels=loss.levels, fre_weight=loss.deep_supervision,
-                             deg_weight=loss.deep_supervision)
+                   weights: Mapping[str, float | torch.Tensor]) -> tuple[torch.Tensor, Terms]:
+        """Its training loss on an HR batch (Eq. 13): L_recon plus the deep-supervision terms of
+        `weights` (`loss_weights`) that its outputs have, each times its weight; `targets` are the batch's
+        bicubic levels (finest first, LR last), which a `bicubic` downsampler also takes as its compact
+        images."""
+        return teacher_terms(self(hr, bicubic=targets), hr, targets, weights=weights)
 
     def _compact(self, hr: torch.Tensor, bicubic: list[torch.Tensor] | None,
                  last_only: bool = False) -> list[torch.Tensor]:

@@ -7,6 +7,7 @@ L1(SR, HR) + 1e-4 L1(encoder output, LR) (`repro.models.losses.pisr_teacher_term
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -61,11 +62,15 @@ class PISRTeacher(nn.Module):
         check_hr_size(hr, self.scale)
         return self.backbone.features(self.encoder(hr))
 
+    def loss_weights(self, loss: LossSettings) -> dict[str, float]:
+        """The term of its loss beyond L_recon and its weight: the encoder term, `loss.pisr`."""
+        return {"z_enc": loss.pisr}
+
     def loss_terms(self, hr: torch.Tensor, targets: list[torch.Tensor],
-                   loss: LossSettings) -> tuple[torch.Tensor, Terms]:
-        """Its training loss on an HR batch: L1(SR, HR) + `loss.pisr` L1(encoder output, LR); `targets`
-        are the batch's bicubic levels (LR last)."""
-        return pisr_teacher_terms(self(hr), hr, targets, weight=loss.pisr)
+                   weights: Mapping[str, float | torch.Tensor]) -> tuple[torch.Tensor, Terms]:
+        """Its training loss on an HR batch: L1(SR, HR) + weights["z_enc"] L1(encoder output, LR);
+        `targets` are the batch's bicubic levels (LR last)."""
+        return pisr_teacher_terms(self(hr), hr, targets, weight=weights["z_enc"])
 
 
 def check_settings(settings: dict[str, Any], loss: LossSettings, scale: int) -> None:

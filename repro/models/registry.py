@@ -6,9 +6,9 @@ what it is called:
 - `network`: an SR network trained alone (the comparison rows of Appendix Table I);
 - `backbone`: also what a teacher wraps and a student distils: it has `features(lr)` (the map VID
   distils) and `forward_with_features(lr) -> (sr, features)` (timm's `forward_features` beside `forward`);
-- `teacher`: a privileged teacher on HR: `features(hr, bicubic)` for its student and
-  `loss_terms(hr, targets, loss)`, its own training loss; `check` refuses settings that would silently
-  drop one of its loss terms.
+- `teacher`: a privileged teacher on HR: `features(hr, bicubic)` for its student, and its own training
+  loss (`loss_weights(loss)`, the terms beyond L_recon and their weights; `loss_terms(hr, targets,
+  weights)`); `check` refuses settings that would silently drop one of its loss terms.
 """
 
 from __future__ import annotations

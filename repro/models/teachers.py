@@ -2,9 +2,10 @@
 
 A teacher sees the HR image, squeezes it to LR size (`compact`), reconstructs it with a backbone
 that the student later copies, and may re-degrade its own SR output (`degraded`). Every teacher
-returns a `TeacherOutput`, computes its own training loss (`loss_terms(hr, targets, loss)`), and has
-`features(hr, bicubic=None)`: the VID target alone, which is all a student asks of its frozen teacher
-(no upsampler, no degradation: the backbone's own `features`).
+returns a `TeacherOutput`, computes its own training loss (`loss_weights(loss)`: the terms beyond
+L_recon and their weights; `loss_terms(hr, targets, weights)`), and has `features(hr, bicubic=None)`:
+the VID target alone, which is all a student asks of its frozen teacher (no upsampler, no degradation:
+the backbone's own `features`).
 """
 
 from __future__ import annotations

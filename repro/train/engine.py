@@ -284,28 +284,41 @@ def _resume(cfg: TrainConfig, run_dir: Path, obj: torch.nn.Module, opt: Optimize
 class Feed:
     """The run's inputs, iteration by iteration from `start`: host batches from the loader moved to the
     device, or (data.on_device) the crop parameters the on-device source cuts a batch from. `to_batch`
-    makes the step's batch of an input (inside a captured step: a fixed-shape function of it)."""
+    makes the step's batch of an input (inside a captured step: a fixed-shape function of it). With
+    `seeds` (a fleet), every seed's batch of the iteration, each the one its run draws alone, as
+    [len(seeds), batch, ...] tensors."""
 
     def __init__(self, cfg: TrainConfig, data_root: str | None, device: torch.device, d: Dist,
-                 start: int) -> None:
+                 start: int, seeds: list[int] | None = None) -> None:
         images = load_train_images(cfg.data.source, cfg.data.scale, root=data_root, progress=d.main)
         sampler = PatchSampler(images, cfg.data.scale, cfg.data.hr_patch, cfg.data.in_channels,
                                cfg.data.augment, seed=cfg.run.seed)
         o, num = cfg.optim, cfg.optim.iterations - start
-        self.channels_last = cfg.run.channels_last
+        self.channels_last, self.members = cfg.run.channels_last, None if seeds is None else len(seeds)
         self.loader = None
         if cfg.data.on_device:  # the set on the training device: no workers, no copy per step
-            self.source = DevicePatchSource(sampler, device, batch_size=o.batch_size // d.world_size)
-            self.inputs = self.source.param_chunks(o.batch_size, start, num, d.rank, d.world_size)
+            per = o.batch_size // d.world_size * (self.members or 1)
+            self.source = DevicePatchSource(sampler, device, batch_size=per)
+            self.inputs = self.source.param_chunks(o.batch_size, start, num, d.rank, d.world_size,
+                                                   seeds=seeds)
         else:
             self.source, self.device = None, device
             self.loader = make_loader(sampler, o.batch_size, start, num, cfg.data.num_workers, d.rank,
-                                      d.world_size)
+                                      d.world_size, seeds=seeds)
             self.inputs = (_to_device(b, device) for b in self.loader)
 
     def to_batch(self, inputs: Any) -> dict[str, Any]:
         batch = self.source.cut(inputs) if self.source is not None else inputs
-        return channels_last_batch(batch) if self.channels_last else batch
+        if self.channels_last:
+            batch = channels_last_batch(batch)
+        if self.members is None:
+            return batch
+
+        def split(x: torch.Tensor) -> torch.Tensor:
+            return x.view(self.members, -1, *x.shape[1:])
+
+        return {"hr": split(batch["hr"]), "lr": split(batch["lr"]),
+                "targets": [split(t) for t in batch["targets"]]}
 
     def close(self) -> None:
         self.inputs = iter(())
@@ -373,7 +386,7 @@ def _checkpoint(cfg: TrainConfig, run_dir: Path, done: int, obj: torch.nn.Module
 
 def _finish(cfg: TrainConfig, run_dir: Path, obj: objectives.Objective, settings: dict[str, Any],
             seconds: float, last_val: dict[str, float] | None, d: Dist, device: torch.device,
-            say: Any) -> None:
+            say: Any, extra: dict[str, Any] | None = None) -> None:
     """model.pt (the deployed network), then done.json: its presence marks the run finished."""
     total = cfg.optim.iterations
     save_torch(run_dir / MODEL, model_record(cfg.kind, cfg.model.name, cfg.data.scale, settings,
@@ -381,6 +394,6 @@ def _finish(cfg: TrainConfig, run_dir: Path, obj: objectives.Objective, settings
     write_json(run_dir / DONE, {"hash": cfg.hash(), "iterations": total, "seconds": round(seconds, 3),
                                 "validation": last_val or {}, "world_size": d.world_size,
                                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                                "environment": environment(str(device))})
+                                "environment": environment(str(device)), **(extra or {})})
     say(f"{run_dir}: finished {total} iterations in {seconds:.1f} s"
         + "".join(f", {c[9:]} {v:.2f} dB" for c, v in (last_val or {}).items()))

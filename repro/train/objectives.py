@@ -10,6 +10,7 @@ beside it (`FrozenTeacher`): it is neither trained, checkpointed nor synchronise
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -22,12 +23,22 @@ from repro.models.vid import VID
 from repro.runs.config import TrainConfig
 
 Batch = dict[str, Any]
+Weights = Mapping[str, float | torch.Tensor]
 
 
 class Objective(nn.Module):
-    """Base: `net` is the network that is trained and, by default, deployed."""
+    """Base: `net` is the network that is trained and, by default, deployed.
+
+    `forward(batch, weights=None) -> (loss, terms)`; `weights` names the loss terms beyond L_recon and
+    their weights, by default the run's own (`loss_weights`). A fleet (`repro.train.fleet`) passes every
+    term any member needs, each weight a tensor of its member's (0 where the member lacks the term)."""
 
     net: nn.Module
+    weights: dict[str, float] = {}
+
+    def loss_weights(self) -> dict[str, float]:
+        """The run's own loss terms beyond L_recon, with their weights."""
+        return dict(self.weights)
 
     def deployed(self) -> nn.Module:
         """What `model.pt` holds: the teacher whole, or the SR network without VID."""
@@ -45,7 +56,7 @@ class Baseline(Objective):
         super().__init__()
         self.net = net
 
-    def forward(self, batch: Batch) -> tuple[torch.Tensor, Terms]:
+    def forward(self, batch: Batch, weights: Weights | None = None) -> tuple[torch.Tensor, Terms]:
         return student_terms(self.net(batch["lr"]), batch["hr"])
 
 
@@ -58,10 +69,11 @@ class Teacher(Objective):
     def __init__(self, net: nn.Module, cfg: TrainConfig) -> None:
         super().__init__()
         self.net = net
-        self.loss = cfg.loss
+        self.weights = net.loss_weights(cfg.loss)
 
-    def forward(self, batch: Batch) -> tuple[torch.Tensor, Terms]:
-        return self.net.loss_terms(batch["hr"], list(batch["targets"]), self.loss)
+    def forward(self, batch: Batch, weights: Weights | None = None) -> tuple[torch.Tensor, Terms]:
+        weights = self.weights if weights is None else weights
+        return self.net.loss_terms(batch["hr"], list(batch["targets"]), weights)
 
 
 class Student(Objective):
@@ -77,12 +89,17 @@ class Student(Objective):
         self.net = net
         self.vid = VID(channels, density=cfg.loss.vid_density, shared_prelu=cfg.model.shared_prelu,
                        scale_factor=cfg.loss.vid_scale_factor, eps=cfg.loss.vid_eps)
-        self.vid_weight = cfg.loss.vid
+        self.weights = {"vid": cfg.loss.vid}
 
-    def forward(self, batch: Batch) -> tuple[torch.Tensor, Terms]:
+    @property
+    def vid_weight(self) -> float:
+        return self.weights["vid"]
+
+    def forward(self, batch: Batch, weights: Weights | None = None) -> tuple[torch.Tensor, Terms]:
+        weights = self.weights if weights is None else weights
         sr, feat = self.net.forward_with_features(batch["lr"])
         return student_terms(sr, batch["hr"], self.vid.loss(feat, batch["teacher"]),
-                             vid_weight=self.vid_weight)
+                             vid_weight=weights["vid"])
 
 
 class FrozenTeacher:
