@@ -176,3 +176,33 @@ def test_a_killed_fleet_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path)
         assert all(torch.equal(a[k], b[k]) for k in a)
         assert [r["loss"] for r in read_metrics(tmp_path / "killed" / f"m{s}")] == \
             [r["loss"] for r in read_metrics(tmp_path / "whole" / f"m{s}")]
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_reproduce_table3_with_fleets_gives_the_table_without(tmp_path, capsys):
+    """`repro reproduce table3 --profile smoke --fleet 4`: Table 3's three teachers train as one fleet,
+    their three students as another; every cell equals the one trained without fleets within the
+    tolerance, and no run is trained twice."""
+    import pandas as pd
+
+    if not os.environ.get("REPRO_DATA"):
+        pytest.skip("needs the benchmark images (REPRO_DATA): Table 3 measures Set5")
+    common = ["table3", "--profile", "smoke", "--no-estimate", "--no-report"]
+    assert main(["reproduce", *common, "--fleet", "off", "--out", str(tmp_path / "solo")]) == 0
+    capsys.readouterr()
+    assert main(["reproduce", *common, "--fleet", "4", "--out", str(tmp_path / "fleet")]) == 0
+    text = capsys.readouterr().out
+    assert "fleets: 6 of the runs train in 2 fleet(s)" in text and "8 run(s) carried out (2 fleet(s))" in text
+    assert text.count(": finished 40 iterations") == 7 and text.count(": finished 80 iterations") == 1
+    assert "fleet of 3: 3 trained, 0 found finished, 3 evaluated" in text
+    solo, fleet = (pd.read_csv(tmp_path / name / "results.csv") for name in ("solo", "fleet"))
+    key = ["table", "row", "scale", "dataset", "metric"]
+    both = solo.merge(fleet, on=key, suffixes=("_solo", "_fleet"))
+    assert len(both) == len(solo) == len(fleet) > 0
+    psnr = both[both.metric == "psnr"]
+    assert (psnr.value_solo - psnr.value_fleet).abs().max() <= PSNR_TOL
+    capsys.readouterr()
+    assert main(["reproduce", *common, "--fleet", "4", "--out", str(tmp_path / "fleet")]) == 0
+    again = capsys.readouterr().out  # the second call trains nothing
+    assert ": finished 40 iterations" not in again and "fleet of 3: 0 trained, 3 found finished" in again

@@ -26,6 +26,9 @@ def add_plan_arguments(p: argparse.ArgumentParser) -> None:
                    help="override a setting of every run, after each row's own (repeatable)")
     p.add_argument("--no-estimate", action="store_true",
                    help="do not time the training steps (no cost estimate)")
+    p.add_argument("--fleet", default="auto", metavar="N|auto|off",
+                   help="train runs of one structure together in one process, up to N per fleet (each still "
+                        "its own run; `auto`: up to 16 on a GPU, none on a CPU; default auto)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,20 +53,23 @@ def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from repro.io_utils import atomic_write_text
+    from repro.plan.execute import training_device
     from repro.plan.export import describe, plan_json
+    from repro.plan.fleets import fleet_size, group
     from repro.plan.runs import make_plan
     from repro.specs import tables as select
 
     tables = select(args.table)
+    group_size = fleet_size(args.fleet, training_device())
     plan = make_plan(tables, profile_for(args, tables), args.seeds, tuple(args.overrides))
+    fleets = group(plan.ordered(), group_size)
     out = Path(args.out)
     cost = None
     if not args.no_estimate:
         from repro.plan.cost import estimate
-        from repro.plan.execute import training_device
 
         cost = estimate(plan, out, training_device())
-    print(describe(plan, out, cost))
+    print(describe(plan, out, cost, fleets))
     if args.json:
         atomic_write_text(Path(args.json), json.dumps(plan_json(plan, out, cost), indent=1) + "\n")
         print(f"wrote {args.json}")

@@ -46,7 +46,7 @@ def main(args: argparse.Namespace) -> int:
     options = Options(profile=profile_for(args, tables), seeds=args.seeds,
                       launcher=launcher_from_arguments(args), data_root=args.data_root,
                       estimate=not args.no_estimate, overrides=tuple(args.overrides),
-                      eval_images=args.eval_images, eval_crop=args.eval_crop)
+                      eval_images=args.eval_images, eval_crop=args.eval_crop, fleet=args.fleet)
     plan = carry_out(tables, args.out, options)
     tabulate(plan, args.out, data_root=args.data_root, device=training_device())
     if not args.no_report:

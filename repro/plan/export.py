@@ -5,17 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 
 from repro.plan.cost import Cost, human
-from repro.plan.runs import Plan, status
+from repro.plan.runs import Plan, PlannedRun, status
 
 
-def describe(plan: Plan, out: Path, cost: Cost | None = None) -> str:
-    """One line per run (status, the rows using it, time left), then the cost of what is missing."""
+def describe(plan: Plan, out: Path, cost: Cost | None = None,
+             fleets: list[list[PlannedRun]] | None = None) -> str:
+    """One line per run (status, the rows using it, time left), the fleets the runs train in (when any
+    holds more than one run), then the cost of what is missing."""
     lines = [f"plan: {len(plan.runs)} runs for {', '.join(t.name for t in plan.tables)} "
              f"(profile {plan.profile}, {plan.seeds} seed(s)) in {out}"]
     for run in plan.ordered():
         used = ", ".join(f"{t}/{r}" for t, r in run.used_by[:4]) + (" ..." if len(run.used_by) > 4 else "")
         left = f", {human(cost.per_run[run.id])} left" if cost and run.id in cost.per_run else ""
         lines.append(f"  {run.name} seed {run.seed}: {status(run, out)}{left}  [{used}]")
+    if fleets and any(len(f) > 1 for f in fleets):
+        shared = [f for f in fleets if len(f) > 1]
+        lines.append(f"fleets: {sum(len(f) for f in shared)} of the runs train in {len(shared)} fleet(s) "
+                     "(together in one process each, each still its own run):")
+        lines += [f"  fleet {i}: {len(f)} x {f[0].cfg.kind} {f[0].cfg.model.name} x{f[0].cfg.data.scale}: "
+                  + ", ".join(r.name for r in f) for i, f in enumerate(shared, 1)]
     if cost is not None:
         lines.append(f"estimated cost of what is missing: {human(cost.seconds)} on {cost.device} "
                      "(training steps timed on this device; runs one after another)")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from repro.errors import ReproError
 from repro.plan.execute import RunJob, training_device
 from repro.plan.export import describe
+from repro.plan.fleets import as_jobs, fleet_size, group
 from repro.plan.runs import Plan, PlannedRun, make_plan
 from repro.specs import TableSpec
 
@@ -36,6 +37,7 @@ class Options:
     overrides: tuple[str, ...] = ()  # `--set key=value` for every run
     eval_images: int | None = None  # a quick check: the first N images of each test set only
     eval_crop: int | None = None  # ... and their top-left P x P HR crop only
+    fleet: str | None = None  # `--fleet N|auto|off` (repro.plan.fleets); None: auto
 
 
 def datasets_of(plan: Plan, run: PlannedRun) -> tuple[str, ...]:
@@ -112,8 +114,9 @@ def carry_out(tables: list[TableSpec], out: str | os.PathLike[str], options: Opt
         from repro.plan.cost import estimate
 
         cost = estimate(plan, out, training_device(), progress=log)
-    log(describe(plan, out, cost))
+    fleets = group(plan.ordered(), fleet_size(options.fleet, training_device()))
+    log(describe(plan, out, cost, fleets))
     ensure_data(required_data(plan), options.data_root, log)
     jobs = jobs_of(plan, out, options.data_root, options.eval_images, options.eval_crop)
-    launch(jobs, options.launcher, log=log)
+    launch(as_jobs(fleets, jobs), options.launcher, log=log)
     return plan

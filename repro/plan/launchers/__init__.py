@@ -12,7 +12,7 @@ import pkgutil
 import time
 from collections.abc import Sequence
 
-from repro.plan.execute import RunJob
+from repro.plan.execute import Job
 from repro.plan.launchers.base import (
     Launcher,
     LauncherEntry,
@@ -56,12 +56,15 @@ def launcher_from_arguments(args: argparse.Namespace, log: Log = print) -> Launc
     return launcher_entry(name).build(args, log)
 
 
-def launch(jobs: Sequence[RunJob], launcher: Launcher | None = None, log: Log = print) -> list[str]:
+def launch(jobs: Sequence[Job], launcher: Launcher | None = None, log: Log = print) -> list[str]:
     """Carry out `jobs` (teachers before students) with `launcher` (default: one after another here); what
     each run did, in order."""
     started = time.monotonic()
     results = (launcher or LocalLauncher(log=log)).run(jobs)
-    log(f"{len(jobs)} run(s) carried out in {time.monotonic() - started:.0f} s")
+    runs = sum(len(job.run_ids) for job in jobs)
+    fleets = sum(len(job.run_ids) > 1 for job in jobs)
+    log(f"{runs} run(s) carried out" + (f" ({fleets} fleet(s))" if fleets else "")
+        + f" in {time.monotonic() - started:.0f} s")
     return results
 
 

@@ -15,35 +15,39 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from repro.errors import ReproError, unknown_choice
-from repro.plan.execute import RunJob
+from repro.plan.execute import Job
 
 Log = Callable[[str], Any]
 
 
 class Launcher(Protocol):
-    def run(self, jobs: Sequence[RunJob]) -> list[str]: ...
+    def run(self, jobs: Sequence[Job]) -> list[str]: ...
 
 
 # ---------------------------------------------------------------- order
-def check_order(jobs: Sequence[RunJob]) -> None:
+def run_ids(jobs: Sequence[Job]) -> set[str]:
+    """Every run the jobs carry out (a fleet's members each)."""
+    return {i for job in jobs for i in job.run_ids}
+
+
+def check_order(jobs: Sequence[Job]) -> None:
     """Refuse jobs where a student comes before its teacher, or a run appears twice."""
     seen: set[str] = set()
-    ids = {j.run_id for j in jobs}
+    ids = run_ids(jobs)
     for job in jobs:
-        if job.run_id in seen:
+        if job.run_ids & seen:
             raise ReproError(f"run {job.name} appears twice among the jobs")
-        if job.teacher_id in ids and job.teacher_id not in seen:
+        if (job.teacher_ids & ids) - seen:
             raise ReproError(f"run {job.name} comes before its teacher; give the jobs teachers first")
-        seen.add(job.run_id)
+        seen |= job.run_ids
 
 
-def ready(job: RunJob, ids: set[str], finished: set[str]) -> bool:
-    """A job may start when it has no teacher, its teacher is not among the jobs (done already), or its
-    teacher's job finished."""
-    return job.teacher_id is None or job.teacher_id not in ids or job.teacher_id in finished
+def ready(job: Job, ids: set[str], finished: set[str]) -> bool:
+    """A job may start when each of its teachers is not among the jobs (done already) or finished."""
+    return all(t not in ids or t in finished for t in job.teacher_ids)
 
 
-def failure(job: RunJob, exc: BaseException) -> ReproError:
+def failure(job: Job, exc: BaseException) -> ReproError:
     what = str(exc) if isinstance(exc, ReproError) else f"{type(exc).__name__}: {exc}"
     return ReproError(f"run {job.name} failed ({job.folder}): {what}")
 

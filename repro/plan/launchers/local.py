@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from repro.plan.execute import RunJob, execute
+from repro.plan.execute import Job, execute
 from repro.plan.launchers.base import LauncherEntry, Log, check_order, failure, register_launcher
 
 
@@ -15,7 +15,7 @@ class LocalLauncher:
     def __init__(self, log: Log = print, progress: bool | None = None) -> None:
         self.log, self.progress = log, progress
 
-    def run(self, jobs: Sequence[RunJob]) -> list[str]:
+    def run(self, jobs: Sequence[Job]) -> list[str]:
         check_order(jobs)
         results = []
         for i, job in enumerate(jobs, 1):

@@ -17,7 +17,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from typing import Any
 
 from repro.errors import ReproError
-from repro.plan.execute import RunJob, execute
+from repro.plan.execute import Job, execute
 from repro.plan.launchers.base import (
     LauncherEntry,
     Log,
@@ -27,6 +27,7 @@ from repro.plan.launchers.base import (
     failure,
     ready,
     register_launcher,
+    run_ids,
 )
 
 
@@ -76,7 +77,7 @@ def _init_worker(counter: Any, gpus: list[str], slots: int, threads: int) -> Non
     _WORKER.update(index=k, gpu=gpu)
 
 
-def _work(job: RunJob) -> tuple[str, str]:
+def _work(job: Job) -> tuple[str, str]:
     """Carry out `job`; also say which worker did (its index, pid and GPU) for the log."""
     result = execute(job, progress=False)
     gpu = _WORKER.get("gpu")
@@ -106,7 +107,7 @@ class PoolLauncher:
             return f"one GPU each ({', '.join(used)})"
         return f"{self.runs_per_gpu} per GPU ({', '.join(used)}), {threads} CPU thread(s) each"
 
-    def run(self, jobs: Sequence[RunJob]) -> list[str]:
+    def run(self, jobs: Sequence[Job]) -> list[str]:
         import multiprocessing
 
         check_order(jobs)
@@ -116,13 +117,13 @@ class PoolLauncher:
         gpus = self.gpus if self.gpus is not None else _visible_gpus()
         processes = self.processes
         threads = max(1, _cpu_count() // processes)
-        self.log(f"[pool] {len(jobs)} run(s) on {processes} worker(s), {self._where(gpus, threads)}")
-        ids = {j.run_id for j in jobs}
+        ids = run_ids(jobs)
+        self.log(f"[pool] {len(ids)} run(s) on {processes} worker(s), {self._where(gpus, threads)}")
         index = {j.run_id: i for i, j in enumerate(jobs)}
         results: list[str | None] = [None] * len(jobs)
         finished: set[str] = set()
         waiting = list(jobs)
-        running: dict[Future[tuple[str, str]], RunJob] = {}
+        running: dict[Future[tuple[str, str]], Job] = {}
         pool = ProcessPoolExecutor(processes, mp_context=ctx, initializer=_init_worker,
                                    initargs=(ctx.Value("i", 0), gpus, self.workers, threads))
         try:
@@ -142,7 +143,7 @@ class PoolLauncher:
                     except BaseException as exc:
                         self._stop(pool, running, waiting)
                         raise failure(job, exc) from exc
-                    finished.add(job.run_id)
+                    finished |= job.run_ids
                     results[index[job.run_id]] = result
                     self.log(f"[pool] {job.name}: {result} ({len(finished)}/{len(jobs)}; {worker})")
         except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or a Slurm pack's job ending (requeued)
@@ -152,8 +153,8 @@ class PoolLauncher:
             pool.shutdown(wait=True, cancel_futures=True)
         return [r or "" for r in results]
 
-    def _stop(self, pool: ProcessPoolExecutor, running: dict[Future[Any], RunJob],
-              waiting: list[RunJob]) -> None:
+    def _stop(self, pool: ProcessPoolExecutor, running: dict[Future[Any], Job],
+              waiting: list[Job]) -> None:
         """Drop the runs not started and stop the workers (their runs resume from a checkpoint later)."""
         for future in running:
             future.cancel()

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from repro.errors import ReproError
-from repro.plan.execute import RunJob, execute
+from repro.plan.execute import Job, execute
 from repro.plan.launchers.base import (
     LauncherEntry,
     Log,
@@ -31,6 +31,7 @@ from repro.plan.launchers.base import (
     check_order,
     ready,
     register_launcher,
+    run_ids,
 )
 from repro.plan.launchers.pool import PoolLauncher
 
@@ -65,10 +66,10 @@ class SlurmRun:
     """What each Slurm job of one run runs: `execute(job)`. Checkpointable: a job that reaches its time
     limit (or is preempted) is requeued, and the run resumes from its last checkpoint."""
 
-    def __call__(self, job: RunJob) -> str:
+    def __call__(self, job: Job) -> str:
         return execute(job, progress=False)
 
-    def checkpoint(self, job: RunJob) -> Any:
+    def checkpoint(self, job: Job) -> Any:
         from submitit.helpers import DelayedSubmission
 
         return DelayedSubmission(self, job)
@@ -81,11 +82,11 @@ class SlurmPack:
     def __init__(self, runs_per_gpu: int, gpus: int = 1) -> None:
         self.runs_per_gpu, self.gpus = runs_per_gpu, max(1, gpus)
 
-    def __call__(self, jobs: list[RunJob]) -> list[str]:
+    def __call__(self, jobs: list[Job]) -> list[str]:
         return PoolLauncher(self.gpus, log=lambda s: print(s, flush=True),
                             runs_per_gpu=self.runs_per_gpu).run(jobs)
 
-    def checkpoint(self, jobs: list[RunJob]) -> Any:
+    def checkpoint(self, jobs: list[Job]) -> Any:
         from submitit.helpers import DelayedSubmission
 
         return DelayedSubmission(self, jobs)
@@ -96,20 +97,21 @@ class Unit:
     """One Slurm job: one run, or a pack of runs."""
 
     name: str
-    jobs: tuple[RunJob, ...]
+    jobs: tuple[Job, ...]
     packed: bool = False
 
 
-def generations(jobs: Sequence[RunJob]) -> dict[str, int]:
-    """0 for a run whose teacher is not among the jobs (or that has none), else its teacher's + 1."""
-    ids = {j.run_id for j in jobs}
+def generations(jobs: Sequence[Job]) -> dict[str, int]:
+    """Per job: 0 when none of its teachers is among the jobs, else its latest teacher's + 1."""
+    of_run: dict[str, int] = {}
     gen: dict[str, int] = {}
     for job in jobs:  # teachers first (check_order)
-        gen[job.run_id] = gen[job.teacher_id] + 1 if job.teacher_id in ids else 0
+        gen[job.run_id] = max((of_run[t] + 1 for t in job.teacher_ids if t in of_run), default=0)
+        of_run.update({i: gen[job.run_id] for i in job.run_ids})
     return gen
 
 
-def make_units(jobs: Sequence[RunJob], pack: int) -> list[Unit]:
+def make_units(jobs: Sequence[Job], pack: int) -> list[Unit]:
     """One unit per run (`pack` 1), else packs of up to `pack` runs of one generation, in order."""
     if pack <= 1:
         return [Unit(job.name, (job,)) for job in jobs]
@@ -129,7 +131,7 @@ def _is_slurm(executor: Any) -> bool:
     return isinstance(executor, submitit.SlurmExecutor) or getattr(executor, "cluster", None) == "slurm"
 
 
-def default_slurm_folder(jobs: Sequence[RunJob]) -> Path:
+def default_slurm_folder(jobs: Sequence[Job]) -> Path:
     """`<out>/slurm` for jobs whose folders are `<out>/runs/<name>`."""
     if not jobs:
         return Path(SLURM_DIR)
@@ -160,7 +162,7 @@ class SlurmLauncher:
         return 1 if o.runs_per_gpu == 1 else o.runs_per_gpu * max(1, o.gpus)
 
     # ---- executor
-    def _make_executor(self, jobs: Sequence[RunJob]) -> Any:
+    def _make_executor(self, jobs: Sequence[Job]) -> Any:
         try:
             import submitit
         except ImportError as exc:
@@ -202,7 +204,7 @@ class SlurmLauncher:
         return submitted
 
     # ---- run
-    def run(self, jobs: Sequence[RunJob]) -> list[str]:
+    def run(self, jobs: Sequence[Job]) -> list[str]:
         check_order(jobs)
         if not jobs:
             return []
@@ -219,14 +221,15 @@ class SlurmLauncher:
         job_of: dict[str, Any] = {}  # run id -> its submitted job
         submitted: list[tuple[Unit, Any]] = []
         for unit in units:
-            own = {j.run_id for j in unit.jobs}
+            own = run_ids(unit.jobs)
             after: list[str] = []
             for job in unit.jobs:
-                teacher = job_of.get(job.teacher_id) if job.teacher_id not in own else None
-                if teacher is not None and str(teacher.job_id) not in after:
-                    after.append(str(teacher.job_id))
+                for teacher_id in sorted(job.teacher_ids - own):
+                    teacher = job_of.get(teacher_id)
+                    if teacher is not None and str(teacher.job_id) not in after:
+                        after.append(str(teacher.job_id))
             sub = self._submit(executor, unit, after)
-            job_of.update({j.run_id: sub for j in unit.jobs})
+            job_of.update({i: sub for i in own})
             submitted.append((unit, sub))
         if not self.options.wait:
             return {j.run_id: f"submitted as job {sub.job_id}" for unit, sub in submitted for j in unit.jobs}
@@ -234,14 +237,14 @@ class SlurmLauncher:
 
     def _in_waves(self, executor: Any, units: list[Unit]) -> dict[str, str]:
         """No dependencies outside Slurm: submit every job whose teachers finished, wait, repeat."""
-        ids = {j.run_id for u in units for j in u.jobs}
+        ids = run_ids([j for u in units for j in u.jobs])
         finished: set[str] = set()
         results: dict[str, str] = {}
         waiting = list(units)
         wave_no = 0
         while waiting:
             wave = [u for u in waiting
-                    if all(ready(j, ids - {i.run_id for i in u.jobs}, finished) for j in u.jobs)]
+                    if all(ready(j, ids - run_ids(u.jobs), finished) for j in u.jobs)]
             if not wave:
                 names = ", ".join(j.name for u in waiting for j in u.jobs)
                 raise ReproError(f"runs {names} wait for teachers that never run")
@@ -249,7 +252,7 @@ class SlurmLauncher:
             self.log(f"[slurm] wave {wave_no}: {sum(len(u.jobs) for u in wave)} run(s)"
                      + (f" in {len(wave)} job(s)" if self.pack > 1 else ""))
             results.update(self._collect([(unit, self._submit(executor, unit)) for unit in wave]))
-            finished.update(j.run_id for u in wave for j in u.jobs)
+            finished.update(run_ids([j for u in wave for j in u.jobs]))
             waiting = [u for u in waiting if u not in wave]
         return results
 
