@@ -169,11 +169,12 @@ lines += ["```", *[x for x in part.splitlines() if x.startswith(("plan:", "estim
 print(f"wrote {out / 'summary.md'}")
 try:  # the figures a reader asks for first, printed last
     proj = json.loads((out / "bench-gpu.json").read_text())["gpu"]["projection"]
-    print(f"projected GPU hours at paper settings (off / every speed setting / + best K={proj['best_k']}):")
+    print(f"projected GPU hours at paper settings (off / every speed setting / + best K={proj['best_k']} "
+          "/ in fleets):")
     for name in ("tables 1-3", "tables 1-4", "all"):
         t = proj["tables"][name]
-        print(f"  {name}: {t['gpu_hours_off']} / {t['gpu_hours']['1']} / {t['gpu_hours_best_k']} "
-              f"({t['runs']} runs)")
+        print(f"  {name}: {t['gpu_hours_off']} / {t['gpu_hours']['1']} / {t['gpu_hours_best_k']} / "
+              f"{t.get('gpu_hours_fleets', '-')} ({t['runs']} runs)")
 except Exception as exc:
     print(f"no projection ({type(exc).__name__}: {exc})")
 EOF

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from repro.bench._gpu_parts import markdown, rate_after_warmup
-from repro.bench.gpu import KINDS, QUICK, Bench, Sizes, options, project_hours
+from repro.bench.gpu import KINDS, QUICK, Bench, Sizes, options, project_hours, speedup_at
 from repro.cli import main
 from repro.plan import cost
 from repro.plan.runs import make_plan
@@ -75,6 +75,13 @@ def test_what_the_budget_leaves_is_skipped_saying_so(tmp_path, monkeypatch):
     bench = Bench(Sizes("test", 0, 0.5, 10, 10, 20, (), ()), tmp_path, device="cpu", profile="smoke")
     monkeypatch.setattr(bench, "measure", lambda *a, **k: pytest.fail("nothing may train"))
     assert bench.timed("fsrcnn_baseline", "all", []) == {"skipped": "time budget (0 s left, 20 s needed)"}
+
+
+def test_fleet_speedups_are_interpolated_in_log_size_never_extrapolated():
+    curve = {1: 1.0, 4: 3.0, 16: 9.0}
+    assert speedup_at(curve, 1) == 1.0 and speedup_at(curve, 4) == 3.0 and speedup_at(curve, 64) == 9.0
+    assert speedup_at(curve, 2) == pytest.approx(2.0) and speedup_at(curve, 8) == pytest.approx(6.0)
+    assert speedup_at({}, 8) == 1.0 and speedup_at({4: 3.0}, 2) == 1.0
 
 
 def test_projected_hours_use_each_kinds_sharing_speedup():
@@ -176,6 +183,9 @@ def test_the_whole_bench_runs_on_a_cpu_at_smoke_size(monkeypatch, tmp_path):
     assert everything["priced_by_bench"] == 0  # no paper run measured at the smoke size
     assert everything["priced_by_step"] + everything["unpriced"] == everything["runs"] == 64
     assert proj["tables"]["tables 1-3"]["runs"] < proj["tables"]["tables 1-4"]["runs"] < 64
+    assert set(result["fleets"]) == {"fsrcnn_baseline", "dssd_student"}
+    assert result["fleets"]["fsrcnn_baseline"]["1"]["aggregate_it_per_s"] > 0
+    assert 0 < everything["gpu_hours_fleets"] <= everything["gpu_hours"]["1"] * 1.0001
     assert "| dssd_student |" in markdown(result)
 
 
@@ -192,12 +202,14 @@ def test_markdown_of_a_result():
               "projection": {"best_k": 2, "tables": {"all": {"runs": 64, "iterations_m": 69.0,
                                                              "gpu_hours_off": 900.0,
                                                              "gpu_hours": {"1": 300.0, "2": 170.0},
-                                                             "gpu_hours_best_k": 170.0, "priced_by_bench": 20,
+                                                             "gpu_hours_best_k": 170.0,
+                                                             "gpu_hours_fleets": 40.0,
+                                                             "priced_by_bench": 20,
                                                              "priced_by_step": 40, "unpriced": 4}}}}
     text = markdown(result)
     assert "| fsrcnn_baseline | 100.0 | 150.0 (1.50x) | n/a | 900.0 | 40.0 |" in text
     assert "| fsrcnn_baseline | 100.0 (1.00x) | 180.0 (1.80x) |" in text
-    assert "| all | 64 | 69.0 | 900.0 | 300.0 | 170.0 | 20 / 40 / 4 |" in text
+    assert "| all | 64 | 69.0 | 900.0 | 300.0 | 170.0 | 40.0 | 20 / 40 / 4 |" in text
     assert "- vdsr amp: RuntimeError: boom" in text
     assert markdown({"cuda": False, "reason": "CPU-only torch build"}).startswith("GPU bench: no CUDA")
 

@@ -203,6 +203,14 @@ def markdown(result: dict[str, Any]) -> str:
         gpu = off.get("gpu") if isinstance(off.get("gpu"), dict) else {}
         lines.append(f"| {key} | " + " | ".join(_cell(recs[o]) for o in opts)
                      + f" | {off.get('max_memory_mib', '-')} | {gpu.get('util_mean_pct', 'unknown')} |")
+    sizes = sorted({int(k) for recs in result.get("fleets", {}).values() for k in recs})
+    if result.get("fleets"):
+        lines += ["", "Fleets (N runs of one network trained together in one process, every speed setting): "
+                  "aggregate it/s (over N = 1)", "",
+                  "| run | " + " | ".join(f"N={n}" for n in sizes) + " |", "|---|" + "---:|" * len(sizes)]
+        for key, recs in result["fleets"].items():
+            cells = [_cell(recs.get(str(n), {}), "aggregate_it_per_s", "speedup") for n in sizes]
+            lines.append(f"| {key} | " + " | ".join(cells) + " |")
     shares = sorted({int(k) for recs in result["sharing"].values() for k in recs})
     if result["sharing"]:
         lines += ["", "K runs sharing the GPU (separate processes): aggregate it/s (over K = 1)", "",
@@ -216,20 +224,24 @@ def markdown(result: dict[str, Any]) -> str:
     if proj.get("tables"):
         best = proj["best_k"]
         lines += ["", "Projected GPU hours at paper settings: as the settings are, with every speed setting "
-                  "(each run kind's measured speed-up; kinds not measured: none), and with the best "
-                  f"K = {best} runs sharing the GPU on top:", "",
+                  "(each run kind's measured speed-up; kinds not measured: none), with the best "
+                  f"K = {best} runs sharing the GPU on top, and in fleets (`--fleet auto`) instead:", "",
                   "| tables | runs | iterations (M) | hours, settings off | hours, every setting "
-                  f"| hours, every setting, K={best} | priced by bench / step / not |",
-                  "|---|---:|---:|---:|---:|---:|---|"]
+                  f"| hours, every setting, K={best} | hours, every setting, fleets "
+                  "| priced by bench / step / not |",
+                  "|---|---:|---:|---:|---:|---:|---:|---|"]
         for name, t in proj["tables"].items():
             if "error" in t:
-                lines.append(f"| {name} | error: {t['error']} ||||||")
+                lines.append(f"| {name} | error: {t['error']} |||||||")
                 continue
+            fleets = t.get("gpu_hours_fleets", "-")
             lines.append(f"| {name} | {t['runs']} | {t['iterations_m']} | {t['gpu_hours_off']} | "
-                         f"{t['gpu_hours']['1']} | {t['gpu_hours_best_k']} | {t['priced_by_bench']} / "
-                         f"{t['priced_by_step']} / {t['unpriced']} |")
+                         f"{t['gpu_hours']['1']} | {t['gpu_hours_best_k']} | {fleets} | "
+                         f"{t['priced_by_bench']} / {t['priced_by_step']} / {t['unpriced']} |")
     errors = [f"- {key} {option}: {rec['error']}" for key, recs in result["runs"].items()
               for option, rec in recs.items() if "error" in rec]
+    errors += [f"- {key} fleet of {n}: {rec['error']}" for key, recs in result.get("fleets", {}).items()
+               for n, rec in recs.items() if "error" in rec]
     errors += [f"- {key} K={k}: {rec['error']}" for key, recs in result["sharing"].items()
                for k, rec in recs.items() if "error" in rec]
     if errors:

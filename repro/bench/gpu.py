@@ -71,10 +71,13 @@ class Sizes:
     shares: tuple[int, ...] = SHARES  # K runs at once
     kinds: tuple[str, ...] = tuple(KINDS)  # the runs measured (a student after its teacher)
     projection_s: float = 30.0  # at least this long to time the steps of the runs the bench did not measure
+    fleets: tuple[int, ...] = (1, 16)  # fleet sizes measured (repro.train.fleet), with every setting
+    fleet_kinds: tuple[str, ...] = ("fsrcnn_baseline", "dssd_student")
 
 
 QUICK = Sizes("quick", 200, 2.0, 10, 30, 3000, ("fsrcnn_baseline", "dssd_teacher"), ("default",))
-FULL = Sizes("full", 3600, 15.0, 30, 200, 30000, tuple(KINDS), ("default", "reduce-overhead", "max-autotune"))
+FULL = Sizes("full", 3600, 15.0, 30, 200, 30000, tuple(KINDS), ("default", "reduce-overhead", "max-autotune"),
+             fleets=(1, 4, 16, 64))
 
 
 SETTINGS = {  # each speed setting alone, as `--set` overrides
@@ -113,6 +116,22 @@ def _steps(n: float) -> int:
 def _error(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[-1] if lines else ''}"[:300]
+
+
+def speedup_at(curve: dict[int, float], n: int) -> float:
+    """A measured speed-up at size n, interpolated linearly in log n between the measured sizes (1 below
+    the smallest, the largest's beyond it: no extrapolation)."""
+    if not curve:
+        return 1.0
+    sizes = sorted(curve)
+    if n <= sizes[0]:
+        return curve[sizes[0]] if n == sizes[0] else 1.0
+    if n >= sizes[-1]:
+        return curve[sizes[-1]]
+    hi = next(s for s in sizes if s >= n)
+    lo = max(s for s in sizes if s < n)
+    w = (math.log(n) - math.log(lo)) / (math.log(hi) - math.log(lo))
+    return curve[lo] + w * (curve[hi] - curve[lo])
 
 
 def project_hours(per_run_s: dict[str, float], kind_of: dict[str, str | None],
@@ -241,6 +260,45 @@ class Bench:
                 rec["speedup"] = round(rec["aggregate_it_per_s"] / one, 2)
         return out
 
+    def fleet(self, key: str, extra: list[str]) -> dict[str, Any]:
+        """Fleets of N runs of `key` (seeds 0..N-1) with `extra` settings (`repro.train.fleet`): their
+        aggregate it/s, and its ratio to the first size's (1: a fleet of one, a run alone)."""
+        from repro.runs.folder import read_metrics
+        from repro.train.fleet import Member, train_fleet
+
+        out: dict[str, Any] = {}
+        s = self.sizes
+        rate = self.rates.get((key, "all")) or self.rates.get((key, "off")) or 0.0
+        for size in s.fleets:
+            n = s.warmup + _steps(max(s.min_iterations, min(s.max_iterations, rate * s.target_s / size)))
+            need = 20 + 2 * size + (1.5 * n * size / rate if rate else 60)
+            if not rate or self.left() < need:
+                out[str(size)] = {"skipped": f"time budget ({self.left():.0f} s left, {need:.0f} s needed)"}
+                continue
+            teacher = self.teacher[1] if KINDS[key].kind == "student" and self.teacher else None
+            members = [Member(self.config(key, n, [*extra, f"run.seed={seed}"]),
+                              self.folder / f"fleet-{key}-{size}-{seed}", teacher) for seed in range(size)]
+            try:
+                with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
+                    train_fleet(members, progress=False)
+            except Exception as exc:  # e.g. out of memory at the largest size
+                out[str(size)] = {"error": _error(exc)}
+                continue
+            each, timed = rate_after_warmup(read_metrics(members[0].folder), s.warmup)
+            out[str(size)] = {"aggregate_it_per_s": round(each * size, 1), "timed_iterations": timed}
+        one = (out.get(str(s.fleets[0])) or {}).get("aggregate_it_per_s")  # the first size: 1, one run
+        for rec in out.values():
+            if one and rec.get("aggregate_it_per_s"):
+                rec["speedup"] = round(rec["aggregate_it_per_s"] / one, 2)
+        return out
+
+    def family(self, cfg: Any) -> str | None:
+        """The bench run a plan's run is closest to: the same kind, network and scale (None if none)."""
+        for key, spec in KINDS.items():
+            if (spec.kind, spec.model, spec.scale) == (cfg.kind, cfg.model.name, cfg.data.scale):
+                return key if key in self.cfgs else None
+        return None
+
     def speedups(self, option: str, sharing: dict[str, dict[int, float]]) -> dict[str, dict[int, float]]:
         """kind -> K -> its throughput at K with `option` over one run with everything off (1.0 for K=1
         when the option was not measured)."""
@@ -250,10 +308,14 @@ class Bench:
             out[key] = {1: alone, **{k: alone * g for k, g in sharing.get(key, {}).items()}}
         return out
 
-    def project(self, sharing: dict[str, dict[int, float]]) -> dict[str, Any]:
-        """GPU hours of each table group at paper settings: as they are, with every speed setting, and
-        with every speed setting and the best K runs sharing the GPU."""
+    def project(self, sharing: dict[str, dict[int, float]],
+                fleets: dict[str, dict[int, float]] | None = None) -> dict[str, Any]:
+        """GPU hours of each table group at paper settings: as they are, with every speed setting, with
+        every speed setting and the best K runs sharing the GPU, and with every speed setting in fleets
+        (`repro plan --fleet auto`'s grouping; each fleet priced by the speed-up measured for fleets of
+        its network and kind, interpolated in its size; no gain where none was measured)."""
         from repro.plan.cost import estimate, step_signature
+        from repro.plan.fleets import AUTO_CUDA, group
         from repro.plan.runs import make_plan
         from repro.specs import tables
 
@@ -274,12 +336,19 @@ class Bench:
             kind_of = {run.id: kinds.get(step_signature(run)) for run in plan.runs.values()}
             off = project_hours(cost.per_run, kind_of, {}, (1,))[1]
             with_all = project_hours(cost.per_run, kind_of, fast, ks)
+            family_of = {run.id: self.family(run.cfg) for run in plan.runs.values()}
+            fast_s = {rid: s / fast.get(kind_of[rid] or family_of[rid] or "", {}).get(1, 1.0)
+                      for rid, s in cost.per_run.items()}
+            in_fleets = sum(sum(fast_s.get(r.id, 0.0) for r in f)
+                            / speedup_at((fleets or {}).get(family_of[f[0].id] or "", {}), len(f))
+                            for f in group(plan.ordered(), AUTO_CUDA)) / 3600
             iterations = sum(r.cfg.optim.iterations for r in plan.runs.values())
             out[name] = {"runs": len(plan.runs), "iterations_m": round(iterations / 1e6, 1),
                          "priced_by_bench": sum(1 for v in cost.source.values() if v == "bench"),
                          "priced_by_step": sum(1 for v in cost.source.values() if v == "step"),
                          "unpriced": len(cost.unpriced), "gpu_hours_off": round(off, 1),
-                         "gpu_hours": {str(k): round(h, 1) for k, h in with_all.items()}}
+                         "gpu_hours": {str(k): round(h, 1) for k, h in with_all.items()},
+                         "gpu_hours_fleets": round(in_fleets, 1)}
         best = min(ks, key=lambda k: (out.get(ALL, {}).get("gpu_hours") or {}).get(str(k), float("inf")))
         for rec in out.values():
             if "gpu_hours" in rec:
@@ -311,10 +380,14 @@ def measure_all(sizes: Sizes, folder: Path, device: str = "cuda", profile: str =
     if not cuda:  # a CUDA graph needs CUDA: the CPU (tests) measures the rest
         opts = {name: [s for s in settings if s != "run.cuda_graph=true"] for name, settings in opts.items()
                 if name != "cuda_graph"}
-    order = ["all", "all - graph", "off", *(o for o in opts if o not in ("all", "all - graph"))]
-    for option in order:  # option by option, each for every run (a teacher before its student)
+    for option in ("all", "all - graph", "off"):  # option by option, each for every run (teachers first)
         for key in sizes.kinds:
             runs[key][option] = bench.timed(key, option, [] if option == "off" else opts[option])
+    result["fleets"] = {key: bench.fleet(key, opts["all"]) for key in sizes.fleet_kinds
+                        if (key, "off") in bench.rates}  # runs of one network trained together
+    for option in (o for o in opts if o not in ("all", "all - graph")):  # then each setting alone
+        for key in sizes.kinds:
+            runs[key][option] = bench.timed(key, option, opts[option])
     for key in sizes.share_kinds:  # then K runs sharing the GPU, with every speed setting
         if (key, "off") in bench.rates:
             result["sharing"][key] = bench.sharing(key, opts["all"] if (key, "all") in bench.rates else [])
@@ -338,8 +411,10 @@ def measure_all(sizes: Sizes, folder: Path, device: str = "cuda", profile: str =
         result["cache"] = str(write_bench_figures(device_name(device), records))
     except Exception as exc:  # the measurements are kept whatever goes wrong after them
         result["cache"] = f"not written: {_error(exc)}"
+    fleets = {key: {int(n): r["speedup"] for n, r in rec.items() if r.get("speedup")}
+              for key, rec in result["fleets"].items()}
     try:  # what the tables cost here
-        result["projection"] = bench.project(sharing)
+        result["projection"] = bench.project(sharing, fleets)
     except Exception as exc:
         result["projection"] = {"error": _error(exc)}
     for rec in runs.values():
