@@ -206,3 +206,27 @@ def test_reproduce_table3_with_fleets_gives_the_table_without(tmp_path, capsys):
     assert main(["reproduce", *common, "--fleet", "4", "--out", str(tmp_path / "fleet")]) == 0
     again = capsys.readouterr().out  # the second call trains nothing
     assert ": finished 40 iterations" not in again and "fleet of 3: 0 trained, 3 found finished" in again
+
+
+def test_launchers_take_fleets_as_jobs():
+    """A fleet job carries its members' runs and waits for every member's teacher: the order checks,
+    readiness and Slurm's generations read those sets, whatever the job."""
+    from repro.plan.execute import FleetJob, RunJob
+    from repro.plan.launchers.base import check_order, ready, run_ids
+    from repro.plan.launchers.slurm import generations
+
+    def job(rid: str, teacher: str | None = None) -> RunJob:
+        return RunJob(run_id=rid, name=rid, folder=f"/o/runs/{rid}", settings={}, teacher_id=teacher)
+
+    teachers = FleetJob((job("t1"), job("t2")))
+    students = FleetJob((job("s1", "t1"), job("s2", "t2")))
+    alone = job("s3", "t1")
+    jobs = [teachers, students, alone]
+    check_order(jobs)
+    assert run_ids(jobs) == {"t1", "t2", "s1", "s2", "s3"} and students.teacher_ids == {"t1", "t2"}
+    assert not ready(students, run_ids(jobs), {"t1"}) and ready(students, run_ids(jobs), {"t1", "t2"})
+    assert generations(jobs) == {teachers.run_id: 0, students.run_id: 1, alone.run_id: 1}
+    with pytest.raises(ReproError, match="comes before its teacher"):
+        check_order([students, teachers])
+    with pytest.raises(ReproError, match="appears twice"):
+        check_order([teachers, FleetJob((job("t2"), job("t3")))])
