@@ -74,9 +74,17 @@ class StackedAdam:
         self.lr = torch.zeros(members, dtype=torch.float32, device=device)
 
     def set_lr(self, lrs: Sequence[float]) -> None:
+        """Each member's learning rate of this step. Capturable form: filled in place (a kernel with the
+        value as its argument; a copy from host memory would wait for the device's queue), once when
+        the members share it."""
         self.lr_host = [float(v) for v in lrs]
-        if self.capturable:
-            self.lr.copy_(torch.tensor(self.lr_host, dtype=torch.float32), non_blocking=True)
+        if not self.capturable:
+            return
+        if len(set(self.lr_host)) == 1:
+            self.lr.fill_(self.lr_host[0])
+        else:
+            for k, value in enumerate(self.lr_host):
+                self.lr[k].fill_(value)
 
     def zero_grad(self) -> None:
         for p in self.params:
