@@ -13,7 +13,7 @@ import json
 import os
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -308,7 +308,9 @@ class PatchSampler:
         self.gray = np.array([im.hr.ndim == 2 for im in self.images])
         self._factors = (1, *self.factors)
         self.sides = [hr_patch // f for f in self._factors]
-        self._levels = [[im.hr, *(im.levels[f] for f in self.factors)] for im in self.images]
+        # plain ndarray views of the memory-mapped files: slicing a np.memmap costs ten times as much
+        self._levels = [[np.asarray(a).view(np.ndarray) for a in (im.hr, *map(im.levels.get, self.factors))]
+                        for im in self.images]
         self._planes: Planes | None = None  # made where first used (each loader worker its own)
 
     def params(self, iterations: Sequence[int] | np.ndarray, batch_size: int, rank: int = 0,
@@ -358,8 +360,9 @@ class PatchSampler:
         """The batch of these samples, made on the host (`repro.data.sampler.Planes`)."""
         if self._planes is None:
             self._planes = Planes(self.sides, self.in_channels, "cpu")
-        gray = torch.from_numpy(self.gray[params[:, 0]])
-        return as_batch(self._planes(torch.from_numpy(self.crops(params)), gray))
+        gray = self.gray[params[:, 0]]
+        return as_batch(self._planes(torch.from_numpy(self.crops(params)), torch.from_numpy(gray),
+                                     any_gray=bool(gray.any())))
 
 
 # ---------------------------------------------------------------- iteration-ordered loading
@@ -377,8 +380,11 @@ class IterationBatches(Dataset):
         return 2**62
 
     def __getitem__(self, iteration: int) -> dict[str, object]:
-        return self.sampler.batch(self.sampler.params([iteration], self.batch_size, self.rank,
-                                                      self.world_size, self.seeds))
+        return self.sampler.batch(self.params([iteration]))
+
+    def params(self, iterations: Sequence[int]) -> np.ndarray:
+        """The crop parameters of these iterations' batches, one after another."""
+        return self.sampler.params(iterations, self.batch_size, self.rank, self.world_size, self.seeds)
 
 
 def seed_worker(worker_id: int) -> None:
@@ -389,14 +395,45 @@ def seed_worker(worker_id: int) -> None:
 
 def make_loader(sampler: PatchSampler, batch_size: int, start_iteration: int, num_iterations: int,
                 num_workers: int = 0, rank: int = 0, world_size: int = 1,
-                seeds: Sequence[int] | None = None) -> DataLoader:
+                seeds: Sequence[int] | None = None) -> Iterable[dict[str, object]]:
     """Batches of iterations start .. start+num-1 in order (`batch_size` is the global batch; with
-    `seeds`, a fleet's batches: each seed's batch of the iteration in turn)."""
+    `seeds`, a fleet's batches: each seed's batch of the iteration in turn): made here, one after another,
+    with `num_workers` 0; else by a DataLoader's worker processes."""
     if start_iteration < 0 or num_iterations < 0:
         raise ValueError("start_iteration and num_iterations must be >= 0")
     dataset = IterationBatches(sampler, batch_size, rank, world_size, seeds)
-    extra = {"persistent_workers": True, "prefetch_factor": 4, "worker_init_fn": seed_worker} \
-        if num_workers > 0 else {}
-    return DataLoader(dataset, sampler=range(start_iteration, start_iteration + num_iterations),
-                      batch_size=None, num_workers=num_workers, pin_memory=torch.cuda.is_available(),
-                      **extra)
+    iterations = range(start_iteration, start_iteration + num_iterations)
+    if num_workers == 0:  # a DataLoader in this process only adds its own bookkeeping to every batch
+        return InProcessBatches(dataset, iterations)
+    return DataLoader(dataset, sampler=iterations, batch_size=None, num_workers=num_workers,
+                      pin_memory=torch.cuda.is_available(), persistent_workers=True, prefetch_factor=4,
+                      worker_init_fn=seed_worker)
+
+
+class InProcessBatches:
+    """The batches of some iterations, made in this process as they are asked for, their crop parameters
+    drawn `CHUNK` iterations at a time (pinned for a copy to a GPU, as a DataLoader would pin them)."""
+
+    CHUNK = 64
+
+    def __init__(self, dataset: IterationBatches, iterations: range) -> None:
+        self.dataset, self.iterations = dataset, iterations
+        self.pin = torch.cuda.is_available()
+
+    def __len__(self) -> int:
+        return len(self.iterations)
+
+    def __iter__(self) -> Iterator[dict[str, object]]:
+        its = self.iterations
+        for first in range(0, len(its), self.CHUNK):
+            chunk = its[first:first + self.CHUNK]
+            params = self.dataset.params(chunk)
+            per = len(params) // len(chunk)
+            for j in range(len(chunk)):
+                yield self._pinned(self.dataset.sampler.batch(params[j * per:(j + 1) * per]))
+
+    def _pinned(self, batch: dict[str, object]) -> dict[str, object]:
+        if self.pin:
+            return {"hr": batch["hr"].pin_memory(), "lr": batch["lr"].pin_memory(),
+                    "targets": [t.pin_memory() for t in batch["targets"]]}
+        return batch

@@ -123,22 +123,26 @@ class Planes:
         """Crop pixels of a batch of n samples, every level."""
         return n * sum(q * q for q in self.sides)
 
-    def __call__(self, crops: torch.Tensor, gray: torch.Tensor) -> list[torch.Tensor]:
+    def __call__(self, crops: torch.Tensor, gray: torch.Tensor,
+                 any_gray: bool | None = None) -> list[torch.Tensor]:
         """float32 [n, C, q, q] planes (HR first) of `crops`: uint8 [pixels(n), 3], the augmented
         channel-last crops of every level one after another (each [n, q, q, 3] in C order); `gray` ([n]
-        bool) marks the samples of grayscale images, whose R=G=B value is taken as it is."""
+        bool) marks the samples of grayscale images, whose R=G=B value is taken as it is. `any_gray`
+        False (known on the host without a read from the device) skips that choice: the same values."""
         n = gray.shape[0]
         if self.channels == 3:
             values = crops.to(torch.float32) / self.c255
         else:
             y = (crops.to(torch.float64) @ self.y_weights + self.y_offset).to(torch.float32)
-            plain = crops[:, 0].to(torch.float32) / self.c255
+            plain = crops[:, 0].to(torch.float32) / self.c255 if any_gray is not False else None
         planes, at = [], 0
         for q in self.sides:
             part = slice(at, at + n * q * q)
             at += n * q * q
             if self.channels == 3:
                 planes.append(values[part].view(n, q, q, 3).permute(0, 3, 1, 2).contiguous())
+            elif plain is None:
+                planes.append(y[part].view(n, 1, q, q))
             else:
                 shape = (n, q, q)
                 planes.append(torch.where(gray[:, None, None], plain[part].view(shape),
