@@ -264,8 +264,9 @@ class Bench:
             hours = project_hours(cost.per_run, kind_of, speedups, ks)
             iterations = sum(r.cfg.optim.iterations for r in plan.runs.values())
             out[name] = {"runs": len(plan.runs), "iterations_m": round(iterations / 1e6, 1),
-                         "priced_by_bench": sum(1 for v in cost.source.values() if v == "bench"),
-                         "priced_by_step": sum(1 for v in cost.source.values() if v == "step"),
+                         # runs the bench measured (shown beside the model) / priced by the model
+                         "priced_by_bench": sum(1 for b in cost.beside.values() if "bench" in b),
+                         "priced_by_step": len(cost.per_run),
                          "unpriced": len(cost.unpriced),
                          "gpu_hours": {str(k): round(h, 1) for k, h in hours.items()}}
         best = min(ks, key=lambda k: (out.get("all", {}).get("gpu_hours") or {}).get(str(k), float("inf")))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 
-from repro.commands.plan import add_plan_arguments, profile_for
+from repro.commands.plan import add_plan_arguments, check_outputs, profile_for
 
 LAUNCHERS = ("local", "pool", "slurm")
 
@@ -59,6 +59,11 @@ def main(args: argparse.Namespace) -> int:
     from repro.results.tabulate import tabulate
     from repro.specs import tables as select
 
+    check_outputs(args)
+    for flag, value in (("--eval-images", args.eval_images), ("--eval-crop", args.eval_crop)):
+        if value is not None and value < 1:
+            raise ReproError(f"{flag} must be at least 1, got {value} (leave it out to evaluate whole images "
+                             "of every set)")
     tables = select(args.table)
     launcher = args.launcher or ("pool" if args.jobs > 1 or args.runs_per_gpu > 1 else "local")
     if args.jobs < 1:
@@ -74,7 +79,7 @@ def main(args: argparse.Namespace) -> int:
                              runs_per_gpu=args.runs_per_gpu)
     options = Options(profile=profile_for(args, tables), seeds=args.seeds, launcher=launcher, jobs=args.jobs,
                       runs_per_gpu=args.runs_per_gpu,
-                      data_root=args.data_root, estimate=not args.no_estimate, slurm=slurm,
+                      data_root=args.data_root, estimate=args.estimate, slurm=slurm,
                       overrides=tuple(args.overrides), eval_images=args.eval_images,
                       eval_crop=args.eval_crop)
     plan = carry_out(tables, args.out, options)

@@ -7,6 +7,34 @@ from pathlib import Path
 from repro.plan.cost import Cost, human
 from repro.plan.runs import Plan, status
 
+HOW = {"model": "each step's counted FLOPs, bytes and operations at this device's measured rates",
+       "timed": "training steps timed on this device"}
+
+
+def _left(cost: Cost | None, run_id: str) -> str:
+    if cost is None or run_id not in cost.per_run:
+        return ""
+    others = "; ".join(f"{src} {human(s)}" for src, s in cost.beside.get(run_id, {}).items())
+    return f", {human(cost.per_run[run_id])} left" + (f" ({others})" if others else "")
+
+
+def cost_lines(cost: Cost) -> list[str]:
+    """The estimate's total, how it was made, and the other figures beside it."""
+    lines = [f"estimated cost of what is missing: {human(cost.seconds)} on {cost.device} "
+             f"({cost.method}: {HOW[cost.method]}; runs one after another)"]
+    if cost.throughput is not None:
+        rates = cost.throughput
+        when = f", measured {rates.measured}" if rates.measured else ""
+        lines.append(f"  this device: {rates.describe()} (reference steps, fastest of repeats{when})")
+    for src, (mine, theirs, n) in cost.beside_totals().items():
+        lines.append(f"  beside it, {src}: {human(theirs)} for the {n} run(s) it prices "
+                     f"({cost.method} {human(mine)} for the same runs)")
+    if cost.unpriced:
+        lines.append(f"  not priced: {len(cost.unpriced)} run(s) (time budget, or a step that does not fit "
+                     "in memory)")
+    lines += [f"  {note}" for note in cost.notes]
+    return lines
+
 
 def describe(plan: Plan, out: Path, cost: Cost | None = None) -> str:
     """One line per run (status, the rows using it, time left), then the cost of what is missing."""
@@ -14,11 +42,9 @@ def describe(plan: Plan, out: Path, cost: Cost | None = None) -> str:
              f"(profile {plan.profile}, {plan.seeds} seed(s)) in {out}"]
     for run in plan.ordered():
         used = ", ".join(f"{t}/{r}" for t, r in run.used_by[:4]) + (" ..." if len(run.used_by) > 4 else "")
-        left = f", {human(cost.per_run[run.id])} left" if cost and run.id in cost.per_run else ""
-        lines.append(f"  {run.name} seed {run.seed}: {status(run, out)}{left}  [{used}]")
+        lines.append(f"  {run.name} seed {run.seed}: {status(run, out)}{_left(cost, run.id)}  [{used}]")
     if cost is not None:
-        lines.append(f"estimated cost of what is missing: {human(cost.seconds)} on {cost.device} "
-                     "(training steps timed on this device; runs one after another)")
+        lines += cost_lines(cost)
     return "\n".join(lines)
 
 
@@ -35,7 +61,9 @@ def plan_json(plan: Plan, out: Path, cost: Cost | None = None) -> dict:
                      "teacher": run.teacher.id if run.teacher else None,
                      "used_by": [{"table": t, "row": r} for t, r in run.used_by],
                      "seconds_left": cost.per_run.get(run.id) if cost else None,
-                     "it_per_s": cost.it_per_s.get(run.id) if cost else None})
+                     "it_per_s": cost.it_per_s.get(run.id) if cost else None,
+                     "seconds_left_beside": cost.beside.get(run.id, {}) if cost else {},
+                     "step": step_json(cost, run.id)})
     printed = published_values()
     printed["dataset"] = printed["dataset"].fillna("")  # the complexity columns have no test set
     cells = []
@@ -57,4 +85,15 @@ def plan_json(plan: Plan, out: Path, cost: Cost | None = None) -> dict:
                                   "source": row.source})
     return {"profile": plan.profile, "seeds": plan.seeds,
             "device": cost.device if cost else None, "seconds_left": cost.seconds if cost else None,
+            "estimate": cost.method if cost else None,
+            "rates": cost.throughput.to_json() if cost and cost.throughput else None,
             "runs": runs, "cells": cells}
+
+
+def step_json(cost: Cost | None, run_id: str) -> dict | None:
+    """What one step of the run computes (the model's count), for `repro plan --json`."""
+    count = cost.counts.get(run_id) if cost else None
+    if count is None:
+        return None
+    return {"gflop": round(count.flops / 1e9, 3), "gbytes": round(count.bytes / 1e9, 3), "ops": count.ops,
+            "ops_grouped": count.ops_grouped}

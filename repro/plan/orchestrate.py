@@ -34,7 +34,7 @@ class Options:
     jobs: int = 1  # pool slots: one GPU each when there are GPUs
     runs_per_gpu: int = 1  # runs sharing each GPU (pool: processes per slot; slurm: runs per job)
     data_root: str | None = None
-    estimate: bool = True  # time the steps of what is missing and print the cost before training
+    estimate: str = "model"  # how the cost of what is missing is estimated: model, timed or none
     overrides: tuple[str, ...] = ()  # `--set key=value` for every run
     slurm: SlurmOptions | None = None
     eval_images: int | None = None  # a quick check: the first N images of each test set only
@@ -111,10 +111,10 @@ def carry_out(tables: list[TableSpec], out: str | os.PathLike[str], options: Opt
     out = Path(out)
     plan = make_plan(tables, options.profile, options.seeds, options.overrides)
     cost = None
-    if options.estimate:
+    if options.estimate != "none":
         from repro.plan.cost import estimate
 
-        cost = estimate(plan, out, training_device(), progress=log)
+        cost = estimate(plan, out, training_device(), progress=log, method=options.estimate)
     log(describe(plan, out, cost))
     ensure_data(required_data(plan), options.data_root, log)
     jobs = jobs_of(plan, out, options.data_root, options.eval_images, options.eval_crop)
