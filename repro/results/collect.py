@@ -248,6 +248,63 @@ def read_results(out: str | os.PathLike[str]) -> pd.DataFrame:
     path = Path(out) / RESULTS
     if not path.exists():
         return frame()
-    return normalise(pd.read_csv(path, dtype={c: str for c in ("table", "row", "dataset", "metric", "run",
-                                                               "profile", "commit", "device")},
-                                 keep_default_na=False, na_values={"value": [""], "seed": [""]}))
+    return read_results_file(path)
+
+
+_TEXT = ("table", "row", "dataset", "metric", "run", "profile", "commit", "device")
+_REWRITE = "write it again with `repro reproduce TABLE --out DIR` (finished runs are not trained again)"
+
+
+def read_results_file(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """A results.csv, checked line by line: a file cut off while being written, a missing column, a row
+    with too few or too many fields, an empty or non-numeric value is refused with one ReproError that
+    names the file, the line and what is wrong (never half-read into a confident result)."""
+    import csv
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ReproError(f"cannot read {path}: {exc}") from exc
+    lines = text.splitlines()
+
+    def refuse(line: int, problem: str) -> ReproError:
+        return ReproError(f"{path}, line {line}: {problem}; {_REWRITE}")
+
+    if not lines:
+        raise refuse(1, "the file is empty (no header)")
+    if not text.endswith("\n"):
+        raise refuse(len(lines), "the last row has no line end: the file was cut off while being written")
+    rows = list(csv.reader(lines))
+    header = rows[0]
+    missing = [c for c in COLUMNS if c not in header]
+    if missing:
+        raise refuse(1, f"the header lacks the column(s) {', '.join(missing)} (expected "
+                        f"{','.join(COLUMNS)})")
+    at = {c: header.index(c) for c in COLUMNS}
+    records = []
+    for number, fields in enumerate(rows[1:], start=2):
+        if not fields:
+            raise refuse(number, "an empty line")
+        if len(fields) != len(header):
+            raise refuse(number, f"{len(fields)} fields where the header has {len(header)} (a half-written "
+                                 "or damaged row)")
+        record = {c: fields[at[c]] for c in COLUMNS}
+        for column, kind, what in (("scale", int, "a whole number"), ("value", float, "a number"),
+                                   ("seed", int, "a whole number")):
+            raw = record[column]
+            if raw == "" and column == "seed":  # what depends on no seed (Bicubic, complexity)
+                record[column] = None
+                continue
+            try:
+                record[column] = kind(raw)
+            except ValueError:
+                problem = f"{column} is empty" if raw == "" else f"{column} {raw!r} is not {what}"
+                raise refuse(number, problem) from None
+        if record["value"] != record["value"] or record["value"] in (float("inf"), float("-inf")):
+            raise refuse(number, f"value {fields[at['value']]!r} is not a finite number")
+        for column in ("table", "row", "metric"):
+            if not record[column]:
+                raise refuse(number, f"{column} is empty")
+        records.append(record)
+    return frame(records)

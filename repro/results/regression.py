@@ -22,7 +22,7 @@ import pandas as pd
 
 from repro.errors import ReproError
 from repro.io_utils import atomic_write_text
-from repro.results.collect import RESULTS, check_unique, frame, normalise, read_results
+from repro.results.collect import RESULTS, check_unique, frame, read_results, read_results_file
 
 SOURCES = ("paper", "smoke")
 MEASURED_SOURCES = ("smoke",)  # sources `update_golden` may rewrite; "paper" cells are never touched
@@ -224,13 +224,7 @@ def load_results(path: str | os.PathLike[str]) -> pd.DataFrame:
             return _bicubic_json_rows(path, json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ReproError(f"cannot read {path} as the JSON of `repro bicubic --json`: {exc}") from exc
-    if path.name == RESULTS:
-        return read_results(path.parent)
-    try:  # a results.csv under another name
-        return normalise(pd.read_csv(path, keep_default_na=False, na_values={"value": [""], "seed": [""]}))
-    except (OSError, ValueError, KeyError) as exc:
-        raise ReproError(f"cannot read {path} as a results.csv of `repro reproduce` ({exc}); pass its "
-                         "folder or the JSON of `repro bicubic --json`") from exc
+    return read_results_file(path)  # a results.csv, under its own name or another
 
 
 def combine_results(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
