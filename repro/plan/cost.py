@@ -42,10 +42,6 @@ CPU_PROBE_PATCH = 48  # HR patch side a CPU times a step at (a multiple of every
 BENCH, COUNTS, THROUGHPUT, TIMED = "bench", "counts", "throughput", "timed"  # the sections of speed.json
 
 
-def threads_text(n: int) -> str:
-    return f"{n} thread" + ("" if n == 1 else "s")
-
-
 def run_threads(cfg) -> int:
     """The CPU threads a run trains with (`run.threads`, else torch's default here)."""
     import torch
@@ -57,7 +53,7 @@ def device_name(device: str, threads: int | None = None) -> str:
     """A stable name of the device a step runs on (the GPU's, or the CPU's and its threads)."""
     import torch
 
-    from repro.provenance import cpu_model
+    from repro.provenance import cpu_model, threads_text
 
     if device.startswith("cuda") and torch.cuda.is_available():
         return f"cuda:{torch.cuda.get_device_name()}"
