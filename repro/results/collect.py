@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import pandas as pd
 
 from repro.errors import ReproError
 from repro.io_utils import atomic_write_text
+from repro.metric_table import COMPLEXITY
 from repro.plan.runs import Plan
 from repro.runs.folder import read_evaluation
 from repro.specs import TableSpec
@@ -35,7 +36,7 @@ RESULTS = "results.csv"
 BICUBIC_CACHE = "bicubic.json"
 COMPLEXITY_CACHE = "complexity.json"
 BICUBIC_NAMES = ("bicubic",)  # a row without runs with this name (any case) is measured by `bicubic_row`
-COMPLEXITY_METRICS = ("params_k", "multiadds_g", "runtime_ms")
+COMPLEXITY_METRICS = COMPLEXITY  # the complexity columns (repro.metric_table)
 
 
 def frame(rows: Iterable[dict[str, Any]] = ()) -> pd.DataFrame:
@@ -63,9 +64,10 @@ def _table_of(plan: Plan, name: str) -> TableSpec:
 
 
 def measured_rows(plan: Plan, out: str | os.PathLike[str], *, profile: str, commit: str | None,
-                  device: str) -> pd.DataFrame:
+                  device: str | Callable[[Any], str]) -> pd.DataFrame:
     """One row per (table, row, scale, seed) of `plan.measured` x dataset x metric that its run's
-    `evaluation.json` holds; cells of runs not evaluated (on that set) are absent."""
+    `evaluation.json` holds; cells of runs not evaluated (on that set) are absent. `device` names where
+    the runs trained (a function of the planned run: each with its own threads)."""
     rows = []
     for (table_name, row_name, scale, seed), run_id in plan.measured.items():
         table = _table_of(plan, table_name)
@@ -79,7 +81,8 @@ def measured_rows(plan: Plan, out: str | os.PathLike[str], *, profile: str, comm
                     continue
                 rows.append({"table": table_name, "row": row_name, "scale": int(scale), "dataset": dataset,
                              "metric": metric, "value": float(value), "seed": int(seed), "run": run.name,
-                             "profile": profile, "commit": commit or "", "device": device})
+                             "profile": profile, "commit": commit or "",
+                             "device": device(run) if callable(device) else device})
     return frame(rows)
 
 
