@@ -1,15 +1,21 @@
 """Sessions: quickstart (the README's main job), tests, lint, bench, report, reproduce_<table> for every
 table of the paper (and reproduce_all), reproduce_bicubic, regression (smoke numbers against tests/golden/).
 
-Every session installs the suite editable with the CPU torch pinned for CI (torch==2.13.0), so a fresh
-machine needs only Python 3.11 and `pip install nox`.
+A fresh machine needs only Python 3.11 and `pip install nox`. Every session runs in one environment,
+`.nox/suite`, which the first session to need it builds (Python 3.11, the CPU torch pinned for CI,
+torch==2.13.0, and the suite editable with its test tools): `nox -s tests lint regression` installs torch
+once, not three times, and `nox -s lint` alone still works. A stamp in it records what was installed
+(pyproject.toml's digest and the torch pin); when either changes, the next session installs again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -17,24 +23,64 @@ import nox
 import nox.command
 
 nox.options.sessions = ["tests", "lint"]
-nox.options.reuse_existing_virtualenvs = True
 
 TORCH = "torch==2.13.0"
+SUITE = Path(".nox") / "suite"  # the one environment of every session
+STAMP = SUITE / "installed.json"
 
 
-def _install(session: nox.Session, extras: str = "test") -> None:
-    session.install(TORCH)
-    session.install("-e", f".[{extras}]")
+def _wanted() -> dict[str, str]:
+    return {"torch": TORCH, "pyproject": hashlib.sha256(Path("pyproject.toml").read_bytes()).hexdigest()}
 
 
-@nox.session(python="3.11")
+def _python311(session: nox.Session) -> str:
+    if sys.version_info[:2] == (3, 11):
+        return sys.executable
+    found = shutil.which("python3.11")
+    if not found:
+        session.error("Python 3.11 is needed (the suite's version): install it, or run nox with it")
+    return found
+
+
+def _install(session: nox.Session) -> Path:
+    """The shared environment's bin folder, built (once) and filled if what it holds is not what
+    pyproject.toml and the torch pin ask for. Put first on PATH for the session's commands."""
+    bin_dir = SUITE / ("Scripts" if os.name == "nt" else "bin")
+    try:
+        done = json.loads(STAMP.read_text()) == _wanted()
+    except (OSError, ValueError):
+        done = False
+    if not done:
+        if not (bin_dir / "python").exists() and not (bin_dir / "python.exe").exists():
+            session.log(f"creating {SUITE}: the one environment every session of this noxfile runs in")
+            session.run_install(_python311(session), "-m", "venv", str(SUITE), external=True)
+        pip = [str(bin_dir / "python"), "-m", "pip", "install", "--disable-pip-version-check"]
+        session.log(f"installing {TORCH} (the CPU build CI pins, about 200 MB) into {SUITE}: once for "
+                    "every session (tests, lint, regression, ...), not once per session")
+        session.run_install(*pip, TORCH, external=True)
+        session.log(f"installing the suite editable with its test tools (pytest, ruff, import-linter) into "
+                    f"{SUITE}: once, again only when pyproject.toml changes")
+        session.run_install(*pip, "-e", ".[test]", external=True)
+        if (bin_dir / "pytest").exists() or (bin_dir / "pytest.exe").exists():  # not with --no-install
+            STAMP.write_text(json.dumps(_wanted()) + "\n")
+    session.env["PATH"] = os.pathsep.join([str(bin_dir.resolve()), os.environ.get("PATH", "")])
+    session.env["VIRTUAL_ENV"] = str(SUITE.resolve())
+    return bin_dir
+
+
+def suite_session(func=None, **kwargs):
+    """A session that runs in the shared environment (no environment of its own)."""
+    return nox.session(func, venv_backend="none", **kwargs)
+
+
+@suite_session
 def quickstart(session: nox.Session) -> None:
     """The main job: the pipeline in miniature on the embedded sample images (`repro quickstart`)."""
     _install(session)
     session.run("repro", "quickstart", *session.posargs)
 
 
-@nox.session(python="3.11")
+@suite_session
 def tests(session: nox.Session) -> None:
     """The test suite (tests needing the real images skip unless REPRO_DATA points at them)."""
     _install(session)
@@ -42,7 +88,7 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", "-q", "-ra", "--durations=15", *session.posargs, env={"OMP_NUM_THREADS": threads})
 
 
-@nox.session(python="3.11")
+@suite_session
 def lint(session: nox.Session) -> None:
     """ruff over the package, tests and this file; import-linter's layer contracts (pyproject.toml)."""
     _install(session)
@@ -50,21 +96,21 @@ def lint(session: nox.Session) -> None:
     session.run("lint-imports")
 
 
-@nox.session(python="3.11")
+@suite_session
 def bench(session: nox.Session) -> None:
     """Benchmarks; writes bench/results.json (pass `-- --only NAME` to run one module)."""
     _install(session)
     session.run("python", "-m", "repro.bench", "--out", "bench/results.json", *session.posargs)
 
 
-@nox.session(python="3.11")
+@suite_session
 def reproduce_bicubic(session: nox.Session) -> None:
     """The Bicubic row of Appendix Table I on the real benchmark images (REPRO_DATA or --data-root)."""
     _install(session)
     session.run("repro", "bicubic", "--json", "results/bicubic.json", *session.posargs)
 
 
-@nox.session(python="3.11")
+@suite_session
 def report(session: nox.Session) -> None:
     """`repro report` of a results folder: `nox -s report -- --results DIR` (default: the quickstart's,
     runs/quickstart); writes DIR/report/report.html, report.md, latex/ and figures/."""
@@ -80,7 +126,7 @@ def _reproduce_session(table: str):
 
     session_fn.__doc__ = (f"`repro reproduce {table}` (default profile paper; pass arguments after --, e.g. "
                           "`-- --profile smoke --out DIR`).")
-    return nox.session(python="3.11", name=f"reproduce_{table}")(session_fn)
+    return suite_session(name=f"reproduce_{table}")(session_fn)
 
 
 for _table in ("table1", "table2", "table3", "table4", "appendix1", "all"):
@@ -100,7 +146,7 @@ _BENCHMARK_STATUS = ("from repro.data.manifests import get_manifest; from repro.
                      "print(folder_status(get_manifest('benchmark'), r), r)")  # as `repro data list` checks
 
 
-@nox.session(python="3.11")
+@suite_session
 def regression(session: nox.Session) -> None:
     """Smoke-profile table1-3 and the Bicubic row, checked against tests/golden/ with `repro regression`
     (skipped without the benchmark images); `-- --update-golden` rewrites the smoke values of
@@ -121,7 +167,7 @@ def regression(session: nox.Session) -> None:
             session.error(f"{why} (REPRO_DATA); {fix}")
         session.skip(f"{why}; {fix}")
     start = time.monotonic()
-    out = Path(session.create_tmp()).resolve() / "regression"
+    out = (SUITE / "tmp" / "regression").resolve()
     shutil.rmtree(out, ignore_errors=True)  # fresh: run folders left from before would be reused, not trained
     results = []
     for table in REGRESSION_TABLES:  # a folder each: `reproduce` writes results.csv for its own table only
@@ -140,7 +186,7 @@ def regression(session: nox.Session) -> None:
         failed = True  # the report below still runs, to help read the misses
     # `repro report` was written beside this session: call it only where the command exists, so that the
     # session also works on a checkout without it.
-    repro = shutil.which("repro", path=session.bin)
+    repro = shutil.which("repro", path=str(SUITE / "bin"))
     if repro and subprocess.run([repro, "report", "--help"], capture_output=True).returncode == 0:
         for table in REGRESSION_TABLES:
             session.run("repro", "report", "--results", str(out / table))
