@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -211,22 +212,55 @@ def engine_time(bench: dict[str, dict], counts: dict[str, StepCount], rates: Thr
     return max(0.0, statistics.median(excess)) if excess else 0.0
 
 
+_PENDING: list[PlannedRun] = []  # the runs forked counting processes count (inherited, not pickled)
+
+
+def _count_pending(i: int) -> dict:
+    return count_step(_PENDING[i]).to_json()
+
+
+def _count_in_parallel(runs: list[PlannedRun]) -> list[StepCount] | None:
+    """The runs' counts from one process per core (each count is single-threaded Python, a few tenths of
+    a second); None where processes cannot be forked."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    workers = min(len(runs), os.cpu_count() or 1, 4)
+    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    first = count_step(runs[0])  # here, before forking: what a first count loads, the workers inherit
+    _PENDING[:] = runs[1:]
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            return [first, *(StepCount.from_json(c) for c in pool.map(_count_pending, range(len(runs) - 1)))]
+    finally:
+        _PENDING.clear()
+
+
 def _count_all(missing: list[tuple[PlannedRun, int]], cache: dict, deadline: float | None,
                progress) -> tuple[dict[str, StepCount], list[str]]:
-    """run id -> its step's count (cached, else counted now unless past `deadline`), and the runs left."""
-    known = cache.get(COUNTS, {})
-    to_count = {step_signature(r) for r, _ in missing} - set(known)
-    if to_count and progress:
-        progress(f"[plan] counting the work of {len(to_count)} distinct training step(s) (once; cached)")
-    counts, unpriced, fresh = {}, [], False
+    """run id -> its step's count (cached, else counted now unless past `deadline`), and the runs left.
+    Without a deadline, the steps not counted yet are counted by one process per core."""
+    known = cache.setdefault(COUNTS, {})
+    todo = {}
     for run, _ in missing:
-        if deadline is not None and time.monotonic() > deadline and step_signature(run) not in known:
+        todo.setdefault(step_signature(run), run)
+    todo = {sig: run for sig, run in todo.items() if StepCount.from_json(known.get(sig)) is None}
+    if todo and progress:
+        progress(f"[plan] counting the work of {len(todo)} distinct training step(s) (once; cached)")
+    if len(todo) > 3 and deadline is None:
+        found = _count_in_parallel(list(todo.values()))
+        if found is not None:
+            known.update({sig: c.to_json() for sig, c in zip(todo, found, strict=True)})
+    counts, unpriced, fresh = {}, [], bool(todo)
+    for run, _ in missing:
+        if deadline is not None and time.monotonic() > deadline and \
+                StepCount.from_json(known.get(step_signature(run))) is None:
             unpriced.append(run.id)
             continue
-        counts[run.id], new = counted(run, cache)
-        fresh |= new
+        counts[run.id], _ = counted(run, cache)
     if fresh:
-        _update_cache(COUNTS, "", dict(cache[COUNTS]))
+        _update_cache(COUNTS, "", dict(known))
     return counts, unpriced
 
 
