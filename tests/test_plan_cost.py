@@ -220,7 +220,7 @@ def test_the_model_is_priced_from_the_cache_not_remeasured(monkeypatch, tmp_path
     assert "[plan] counting the work of 7 distinct training step(s)" in first and "[plan] measuring " in first
     first = first[first.index("plan: 8 runs"):]
     assert "estimated cost of what is missing:" in first and "(model: " in first
-    assert "this device: 100 GFLOP/s in wide convolutions, 10 in narrow ones" in first
+    assert "this device: one core: 100 GFLOP/s in wide convolutions, 10 in narrow ones" in first
     monkeypatch.setattr(reference, "measure", lambda *a, **k: pytest.fail("measured again"))
     monkeypatch.setattr(count, "count_step", lambda *a, **k: pytest.fail("counted again"))
     monkeypatch.setattr(cost, "count_step", lambda *a, **k: pytest.fail("counted again"))

@@ -17,10 +17,11 @@ convolution is priced at the rate of its arithmetic intensity (FLOPs per byte it
 between the two references on a log scale and held at the nearer one outside them, and never faster
 than its bytes at the measured bandwidth (a per-operation roofline).
 
-On a CPU each step is also timed on one thread and the faster figure kept: on a shared machine an
-operation split over threads waits for the slowest of them (measured here: a 2-thread convolution step
-330 ms while another job held a core, 18 ms on one thread), and a run with more threads is never slower
-than a single thread on an idle machine, which is what the rates describe.
+On a CPU the steps run on one thread and are timed by that thread's CPU time, which other jobs on the
+machine do not lengthen (its wall clock they do, and a step split over threads waits for the slowest of
+them: measured here, a 2-thread convolution step took 330 ms while another job held a core, 18 ms on
+one thread). The rates are one core's, and a run is priced at them whatever its threads: it may go up to
+that many times faster on idle cores, never slower.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from repro.plan.count import StepCount, _recorder, count_step, summarise, traini
 REPEATS = 5  # timed repeats of each reference step at least (after one warm-up); the fastest is kept
 MIN_SECONDS = 0.15  # ... and repeats for at least this long (at most MAX_REPEATS), so that a busy
 MAX_REPEATS = 50  # machine's quieter moments are among them
-VERSION = 2
+VERSION = 3
 
 # (batch, channels, side) of the stream step; (batch, HR patch) of the network steps: small enough on a
 # CPU to time in a second, large enough on a GPU that its launches do not hide the work
@@ -100,7 +101,8 @@ class Throughput:
         return out if min(out.flop_per_s, out.bytes_per_s, out.launch_s) > 0 else None
 
     def describe(self) -> str:
-        text = (f"{self.flop_per_s / 1e9:,.0f} GFLOP/s in wide convolutions, "
+        text = (("one core: " if not self.gpu else "")
+                + f"{self.flop_per_s / 1e9:,.0f} GFLOP/s in wide convolutions, "
                 f"{self.narrow_flop_per_s / 1e9:,.0f} in narrow ones, {self.bytes_per_s / 1e9:,.1f} GB/s, "
                 f"{self.launch_s * 1e6:,.1f} us per operation")
         if self.engine_s:
@@ -168,39 +170,36 @@ def count_references(device: str = "cpu") -> dict[str, StepCount]:
     return out
 
 
-def time_references(device: str, repeats: int = REPEATS, clock=time.perf_counter,
+def time_references(device: str, repeats: int = REPEATS, clock=None,
                     min_seconds: float = MIN_SECONDS) -> dict[str, float]:
     """Seconds of each reference step on `device`: the fastest of at least `repeats` after a warm-up
-    (more while `min_seconds` have not passed); on a CPU with its threads and on one thread."""
+    (more while `min_seconds` have not passed). On a CPU on one thread, by the CPU time of that thread;
+    on a GPU by the wall clock around synchronised steps."""
     import torch
 
     cuda = _kind(device) == "cuda"
+    clock = clock or (time.perf_counter if cuda else time.thread_time)
     steps = {name: _module_step(net, x) for name, (net, x) in _small_steps(device).items()}
     steps.update({name: training_step(_network_run(name, device), device) for name in NETWORKS})
     out = {}
     threads = torch.get_num_threads()
-    for name, step in steps.items():
-        best, budget = float("inf"), math.inf
-        for n_threads in [threads] if cuda else sorted({threads, 1}):
-            torch.set_num_threads(n_threads)
-            try:
-                step()  # warm-up: allocations, kernel selection
-                n, start = 0, clock()
-                # more threads get as long as one thread took: where they only wait for each other
-                # (a busy machine), they stop early
-                while (n < repeats or clock() - start < min_seconds) and n < MAX_REPEATS \
-                        and clock() - start < budget:
-                    if cuda:
-                        torch.cuda.synchronize()
-                    t0 = clock()
-                    step()
-                    if cuda:
-                        torch.cuda.synchronize()
-                    best, n = min(best, clock() - t0), n + 1
-                budget = max(clock() - start, min_seconds)
-            finally:
-                torch.set_num_threads(threads)
-        out[name] = best
+    if not cuda:
+        torch.set_num_threads(1)
+    try:
+        for name, step in steps.items():
+            step()  # warm-up: allocations, kernel selection
+            best, n, start = float("inf"), 0, time.perf_counter()
+            while (n < repeats or time.perf_counter() - start < min_seconds) and n < MAX_REPEATS:
+                if cuda:
+                    torch.cuda.synchronize()
+                t0 = clock()
+                step()
+                if cuda:
+                    torch.cuda.synchronize()
+                best, n = min(best, clock() - t0), n + 1
+            out[name] = best
+    finally:
+        torch.set_num_threads(threads)
     return out
 
 
@@ -252,7 +251,7 @@ def solve(counts: dict[str, StepCount], seconds: dict[str, float], gpu: bool) ->
                       measured=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 
 
-def measure(device: str, repeats: int = REPEATS, clock=time.perf_counter) -> Throughput:
+def measure(device: str, repeats: int = REPEATS, clock=None) -> Throughput:
     """This device's throughput, from its reference steps."""
     return solve(count_references(device), time_references(device, repeats, clock),
                  gpu=_kind(device) == "cuda")

@@ -119,7 +119,8 @@ def _profile_note(profile: str) -> str:
         if not line.startswith("#"):
             break
         lines.append(line.lstrip("# ").strip())
-    return " ".join(lines).rstrip(".") or "a profile of this suite"
+    first = " ".join(lines).split(". ")[0]  # its first sentence: the banner says what it is, not all of it
+    return first.rstrip(".") or "a profile of this suite"
 
 
 def banners(s: summary.Summary) -> list[dict[str, str]]:
