@@ -192,3 +192,23 @@ def test_cells_that_read_the_same_share_a_mark(tmp_path):
     html, md = paths["html"].read_text(), paths["markdown"].read_text()
     assert html.count('<span class="best">28.38</span>') == 2 and '<span class="second">27.42</span>' in html
     assert md.count("**28.38**") == 2 and "*27.42*" in md
+
+
+def test_a_table_with_nothing_measured_is_one_line_with_its_command(tmp_path):
+    import json
+
+    from repro.report.build import build_report
+
+    write_results(frame([{"table": "table3", "row": "recon_only", "scale": 4, "dataset": "Set5",
+                          "metric": "psnr", "value": 30.9, "seed": 0, "run": "", "profile": "paper",
+                          "commit": "", "device": "cpu"}]), tmp_path)
+    (tmp_path / "plan.json").write_text(json.dumps({"profile": "paper", "seeds": 1, "runs": [],
+                                                    "cells": [{"table": "table3"}, {"table": "table4"}]}))
+    paths = build_report(tmp_path, figures=False, log=lambda *a: None)
+    html, md = paths["html"].read_text(), paths["markdown"].read_text()
+    line = "Nothing of Table 4 is measured in these results: "
+    assert line in md and "`repro reproduce table4` measures it" in md
+    table4 = html.split('<section id="table4">', 1)[1].split("</section>", 1)[0]
+    assert line in table4 and "<table>" not in table4 and "<code>repro reproduce table4</code>" in table4
+    assert "<table>" in html.split('<section id="table3">', 1)[1].split("</section>", 1)[0]
+    assert "No complexity measured in these results: `repro reproduce appendix1` measures it." in md

@@ -51,6 +51,9 @@ def _table(table, inputs: ReportInputs, tolerances: Mapping[str, float]) -> dict
         g["measured"] = any(c["text"] != "-" for c in measured)
     t["short"] = SHORT.get(table.name, table.name)
     t["nothing_measured"] = not any(g["measured"] for g in t["grids"])
+    t["absent"] = (f"Nothing of {t['short']} is measured in these results: `repro reproduce {table.name}` "
+                   "measures it" + (" (the paper's printed cells: tables/published/published_values.csv)."
+                                    if t["with_printed"] else "."))
     return t
 
 
