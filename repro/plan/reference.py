@@ -127,12 +127,13 @@ def _network_run(name: str, device: str):
     return PlannedRun(cfg, spec, 0)
 
 
-def _small_steps(device: str) -> dict[str, tuple[Any, Any]]:
-    """name -> (module, input) of the launch and stream steps, on `device`."""
+def _small_steps(device: str, kind: str | None = None) -> dict[str, tuple[Any, Any]]:
+    """name -> (module, input) of the launch and stream steps at `kind`'s sizes (default the
+    device's), on `device`."""
     import torch
     from torch import nn
 
-    n, c, s = SIZES[_kind(device)]["stream"]
+    n, c, s = SIZES[kind or _kind(device)]["stream"]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         launch = nn.Sequential(*[m for _ in range(12) for m in (nn.Conv2d(4, 4, 3, padding=1), nn.PReLU(4))])
@@ -158,7 +159,8 @@ def _module_step(net, x, foreach: bool | None = None):
 def count_references(device: str = "cpu") -> dict[str, StepCount]:
     """The reference steps' counts at `device`'s sizes (counts depend on no device)."""
     out = {}
-    for name, (net, x) in _small_steps("meta" if _kind(device) == "cuda" else "cpu").items():
+    kind = _kind(device)
+    for name, (net, x) in _small_steps("meta" if kind == "cuda" else "cpu", kind).items():
         single, grouped = _recorder(), _recorder()
         with single:
             _module_step(net, x, foreach=False)()
