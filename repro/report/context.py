@@ -68,11 +68,18 @@ def _complexity(inputs: ReportInputs, paper: list[findings.Finding]) -> dict[str
     order = list(PAPER_ROWS)
     rows.sort(key=lambda r: (order.index(r["model"]) if r["model"] in order else 99, r["scale"]))
     display = table_rows(rows)
-    header = ["Model", "Scale", "Params", "MultiAdds true (G)", "legacy (G)", "fvcore (G)", "thop (G)",
-              "CPU (ms)", "printed Params", "printed MultiAdds (G)", "printed Runtime (ms)",
-              "it implies (TFLOP/s)", "GPU here (ms)", "it implies (TFLOP/s)"]
-    keys = ["model", "scale", "params", "macs", "legacy", "fvcore", "thop", "cpu", "p_params", "p_macs",
-            "p_runtime", "p_implied", "gpu", "gpu_implied"]
+    # each measured column beside its printed one; the printed runtime beside the throughput it implies
+    # and the GPU runtime measured here
+    columns = [("Model", "model"), ("Scale", "scale"), ("Params", "params"), ("printed", "p_params"),
+               ("MultiAdds true (G)", "macs"), ("legacy (G)", "legacy"), ("fvcore (G)", "fvcore"),
+               ("thop (G)", "thop"), ("printed (G)", "p_macs"), ("CPU (ms)", "cpu"),
+               ("printed runtime (ms)", "p_runtime"), ("implies (TFLOP/s)", "p_implied"),
+               ("GPU here (ms)", "gpu"), ("implies (TFLOP/s)", "gpu_implied")]
+    header, keys = [h for h, _ in columns], [k for _, k in columns]
+    # counters not run for these results (fvcore, thop: `repro complexity` runs them) leave no column
+    empty = {k for k in ("fvcore", "thop", "cpu") if all(r[k] == "-" for r in display)}
+    header = [h for h, k in zip(header, keys, strict=True) if k not in empty]
+    keys = [k for k in keys if k not in empty]
     env = rows[0].get("environment") or {}
     legend = ("MultiAdds at a 1280x720 HR output; true: a transposed convolution costs k·k·Cin·Cout per "
               "input pixel; legacy: per output pixel (the CARN-era convention of the printed figures). "

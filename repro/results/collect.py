@@ -26,6 +26,7 @@ from repro.errors import ReproError
 from repro.io_utils import atomic_write_text
 from repro.metric_table import COMPLEXITY
 from repro.plan.runs import Plan
+from repro.provenance import threads_text
 from repro.runs.folder import read_evaluation
 from repro.specs import TableSpec
 
@@ -213,7 +214,8 @@ def complexity_rows(tables: Sequence[TableSpec], plan: Plan | None, out: str | o
 
 def _complexity_cells(table: TableSpec, row: str, scale: int, entry: dict[str, Any]) -> list[dict]:
     environment = entry.get("environment") or {}
-    device = f"cpu: {environment['cpu']}" if environment.get("cpu") else "cpu"
+    device = f"cpu:{environment['cpu']} ({threads_text(environment.get('torch_threads', '?'))})" \
+        if environment.get("cpu") else "cpu"
     values = {
         "params_k": None if entry.get("params") is None else entry["params"] / 1e3,
         "multiadds_g": entry.get("macs_legacy_g"),
