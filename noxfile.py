@@ -68,6 +68,12 @@ def _install(session: nox.Session) -> Path:
     return bin_dir
 
 
+def tool(name: str) -> str:
+    """A program of the shared environment by its path: a session without its own environment would
+    otherwise find the first one of that name on the caller's PATH."""
+    return str(SUITE / ("Scripts" if os.name == "nt" else "bin") / name)
+
+
 def suite_session(func=None, **kwargs):
     """A session that runs in the shared environment (no environment of its own)."""
     return nox.session(func, venv_backend="none", **kwargs)
@@ -77,7 +83,7 @@ def suite_session(func=None, **kwargs):
 def quickstart(session: nox.Session) -> None:
     """The main job: the pipeline in miniature on the embedded sample images (`repro quickstart`)."""
     _install(session)
-    session.run("repro", "quickstart", *session.posargs)
+    session.run(tool("repro"), "quickstart", *session.posargs)
 
 
 @suite_session
@@ -85,29 +91,30 @@ def tests(session: nox.Session) -> None:
     """The test suite (tests needing the real images skip unless REPRO_DATA points at them)."""
     _install(session)
     threads = os.environ.get("OMP_NUM_THREADS", "2")
-    session.run("pytest", "-q", "-ra", "--durations=15", *session.posargs, env={"OMP_NUM_THREADS": threads})
+    session.run(tool("pytest"), "-q", "-ra", "--durations=15", *session.posargs,
+                env={"OMP_NUM_THREADS": threads})
 
 
 @suite_session
 def lint(session: nox.Session) -> None:
     """ruff over the package, tests and this file; import-linter's layer contracts (pyproject.toml)."""
     _install(session)
-    session.run("ruff", "check", "repro", "tests", "scripts", "noxfile.py")
-    session.run("lint-imports")
+    session.run(tool("ruff"), "check", "repro", "tests", "scripts", "noxfile.py")
+    session.run(tool("lint-imports"))
 
 
 @suite_session
 def bench(session: nox.Session) -> None:
     """Benchmarks; writes bench/results.json (pass `-- --only NAME` to run one module)."""
     _install(session)
-    session.run("python", "-m", "repro.bench", "--out", "bench/results.json", *session.posargs)
+    session.run(tool("python"), "-m", "repro.bench", "--out", "bench/results.json", *session.posargs)
 
 
 @suite_session
 def reproduce_bicubic(session: nox.Session) -> None:
     """The Bicubic row of Appendix Table I on the real benchmark images (REPRO_DATA or --data-root)."""
     _install(session)
-    session.run("repro", "bicubic", "--json", "results/bicubic.json", *session.posargs)
+    session.run(tool("repro"), "bicubic", "--json", "results/bicubic.json", *session.posargs)
 
 
 @suite_session
@@ -116,13 +123,13 @@ def report(session: nox.Session) -> None:
     runs/quickstart); writes DIR/report/report.html, report.md, latex/ and figures/."""
     _install(session)
     args = session.posargs or ["--results", "runs/quickstart"]
-    session.run("repro", "report", *args)
+    session.run(tool("repro"), "report", *args)
 
 
 def _reproduce_session(table: str):
     def session_fn(session: nox.Session) -> None:
         _install(session)
-        session.run("repro", "reproduce", table, *session.posargs)
+        session.run(tool("repro"), "reproduce", table, *session.posargs)
 
     session_fn.__doc__ = (f"`repro reproduce {table}` (default profile paper; pass arguments after --, e.g. "
                           "`-- --profile smoke --out DIR`).")
@@ -156,7 +163,7 @@ def regression(session: nox.Session) -> None:
         session.error(f"unknown arguments {' '.join(unknown)}; the only one is --update-golden")
     update = ["--update-golden"] if "--update-golden" in session.posargs else []
     _install(session)
-    found = session.run("python", "-c", _BENCHMARK_STATUS, silent=True)
+    found = session.run(tool("python"), "-c", _BENCHMARK_STATUS, silent=True)
     if not isinstance(found, str):  # `nox --install-only`: nothing runs
         return
     status, _, root = found.strip().splitlines()[-1].partition(" ")
@@ -172,16 +179,16 @@ def regression(session: nox.Session) -> None:
     results = []
     for table in REGRESSION_TABLES:  # a folder each: `reproduce` writes results.csv for its own table only
         # --no-report: the report is written below, after the verdict, so that it cannot hide it
-        session.run("repro", "reproduce", table, "--profile", "smoke", "--out", str(out / table),
+        session.run(tool("repro"), "reproduce", table, "--profile", "smoke", "--out", str(out / table),
                     "--no-estimate", "--no-report")
         results += ["--results", str(out / table)]
     if "appendix1" not in REGRESSION_TABLES:  # else its results.csv holds the Bicubic row already
-        session.run("repro", "bicubic", "--json", str(out / "bicubic.json"), "--no-progress")
+        session.run(tool("repro"), "bicubic", "--json", str(out / "bicubic.json"), "--no-progress")
         results += ["--results", str(out / "bicubic.json")]
     failed = False
     try:
-        session.run("repro", "regression", *results, "--golden", SMOKE_GOLDEN, "--golden", BICUBIC_GOLDEN,
-                    *update)
+        session.run(tool("repro"), "regression", *results, "--golden", SMOKE_GOLDEN, "--golden",
+                    BICUBIC_GOLDEN, *update)
     except nox.command.CommandFailed:
         failed = True  # the report below still runs, to help read the misses
     # `repro report` was written beside this session: call it only where the command exists, so that the
@@ -189,7 +196,7 @@ def regression(session: nox.Session) -> None:
     repro = shutil.which("repro", path=str(SUITE / "bin"))
     if repro and subprocess.run([repro, "report", "--help"], capture_output=True).returncode == 0:
         for table in REGRESSION_TABLES:
-            session.run("repro", "report", "--results", str(out / table))
+            session.run(tool("repro"), "report", "--results", str(out / table))
     else:
         session.log("`repro report` not available yet: no report")
     session.log(f"regression: {time.monotonic() - start:.0f} s after install; results in {out}")
