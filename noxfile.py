@@ -1,12 +1,17 @@
 """Sessions: quickstart (the README's main job), tests, lint, bench, report, reproduce_<table> for every
 table of the paper (and reproduce_all), reproduce_bicubic, regression (smoke numbers against tests/golden/).
 
-Every session installs the suite editable with the CPU torch pinned for CI (torch==2.13.0), so a fresh
-machine needs only Python 3.11 and `pip install nox`.
+A fresh machine needs only Python 3.11 and `pip install nox`. Every session runs in one environment,
+`.nox/suite`, which the first session to need it builds (Python 3.11, the CPU torch pinned for CI,
+torch==2.13.0, and the suite editable with its test tools): `nox -s tests lint regression` installs torch
+once, not three times, and `nox -s lint` alone still works. A stamp in it records what was installed
+(pyproject.toml's digest and the torch pin); when either changes, the next session installs again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import sys
@@ -17,70 +22,117 @@ import nox
 import nox.command
 
 nox.options.sessions = ["tests", "lint"]
-nox.options.reuse_existing_virtualenvs = True
 
 TORCH = "torch==2.13.0"
+SUITE = Path(".nox") / "suite"  # the one environment of every session
+STAMP = SUITE / "installed.json"
 
 
-def _install(session: nox.Session, extras: str = "test") -> None:
-    session.install(TORCH)
-    session.install("-e", f".[{extras}]")
+def _wanted() -> dict[str, str]:
+    return {"torch": TORCH, "pyproject": hashlib.sha256(Path("pyproject.toml").read_bytes()).hexdigest()}
 
 
-@nox.session(python="3.11")
+def _python311(session: nox.Session) -> str:
+    if sys.version_info[:2] == (3, 11):
+        return sys.executable
+    found = shutil.which("python3.11")
+    if not found:
+        session.error("Python 3.11 is needed (the suite's version): install it, or run nox with it")
+    return found
+
+
+def _install(session: nox.Session) -> Path:
+    """The shared environment's bin folder, built (once) and filled if what it holds is not what
+    pyproject.toml and the torch pin ask for. Put first on PATH for the session's commands."""
+    bin_dir = SUITE / ("Scripts" if os.name == "nt" else "bin")
+    try:
+        done = json.loads(STAMP.read_text()) == _wanted()
+    except (OSError, ValueError):
+        done = False
+    if not done:
+        if not (bin_dir / "python").exists() and not (bin_dir / "python.exe").exists():
+            session.log(f"creating {SUITE}: the one environment every session of this noxfile runs in")
+            session.run_install(_python311(session), "-m", "venv", str(SUITE), external=True)
+        pip = [str(bin_dir / "python"), "-m", "pip", "install", "--disable-pip-version-check"]
+        session.log(f"installing {TORCH} (the CPU build CI pins, about 200 MB) into {SUITE}: once for "
+                    "every session (tests, lint, regression, ...), not once per session")
+        session.run_install(*pip, TORCH, external=True)
+        session.log(f"installing the suite editable with its test tools (pytest, ruff, import-linter) into "
+                    f"{SUITE}: once, again only when pyproject.toml changes")
+        session.run_install(*pip, "-e", ".[test]", external=True)
+        if (bin_dir / "pytest").exists() or (bin_dir / "pytest.exe").exists():  # not with --no-install
+            STAMP.write_text(json.dumps(_wanted()) + "\n")
+    session.env["PATH"] = os.pathsep.join([str(bin_dir.resolve()), os.environ.get("PATH", "")])
+    session.env["VIRTUAL_ENV"] = str(SUITE.resolve())
+    return bin_dir
+
+
+def tool(name: str) -> str:
+    """A program of the shared environment by its path: a session without its own environment would
+    otherwise find the first one of that name on the caller's PATH."""
+    return str(SUITE / ("Scripts" if os.name == "nt" else "bin") / name)
+
+
+def suite_session(func=None, **kwargs):
+    """A session that runs in the shared environment (no environment of its own)."""
+    return nox.session(func, venv_backend="none", **kwargs)
+
+
+@suite_session
 def quickstart(session: nox.Session) -> None:
     """The main job: the pipeline in miniature on the embedded sample images (`repro quickstart`)."""
     _install(session)
-    session.run("repro", "quickstart", *session.posargs)
+    session.run(tool("repro"), "quickstart", *session.posargs)
 
 
-@nox.session(python="3.11")
+@suite_session
 def tests(session: nox.Session) -> None:
     """The test suite (tests needing the real images skip unless REPRO_DATA points at them)."""
     _install(session)
     threads = os.environ.get("OMP_NUM_THREADS", "2")
-    session.run("pytest", "-q", "-ra", "--durations=15", *session.posargs, env={"OMP_NUM_THREADS": threads})
+    session.run(tool("pytest"), "-q", "-ra", "--durations=15", *session.posargs,
+                env={"OMP_NUM_THREADS": threads})
 
 
-@nox.session(python="3.11")
+@suite_session
 def lint(session: nox.Session) -> None:
     """ruff over the package, tests and this file; import-linter's layer contracts (pyproject.toml)."""
     _install(session)
-    session.run("ruff", "check", "repro", "tests", "scripts", "noxfile.py")
-    session.run("lint-imports")
+    session.run(tool("ruff"), "check", "repro", "tests", "scripts", "noxfile.py")
+    session.run(tool("lint-imports"))
 
 
-@nox.session(python="3.11")
+@suite_session
 def bench(session: nox.Session) -> None:
     """Benchmarks; writes bench/results.json (pass `-- --only NAME` to run one module)."""
     _install(session)
-    session.run("python", "-m", "repro.bench", "--out", "bench/results.json", *session.posargs)
+    session.run(tool("python"), "-m", "repro.bench", "--out", "bench/results.json", *session.posargs)
 
 
-@nox.session(python="3.11")
+@suite_session
 def reproduce_bicubic(session: nox.Session) -> None:
     """The Bicubic row of Appendix Table I on the real benchmark images (REPRO_DATA or --data-root)."""
     _install(session)
-    session.run("repro", "bicubic", "--json", "results/bicubic.json", *session.posargs)
+    session.run(tool("repro"), "bicubic", "--json", "results/bicubic.json", *session.posargs)
 
 
-@nox.session(python="3.11")
+@suite_session
 def report(session: nox.Session) -> None:
     """`repro report` of a results folder: `nox -s report -- --results DIR` (default: the quickstart's,
     runs/quickstart); writes DIR/report/report.html, report.md, latex/ and figures/."""
     _install(session)
     args = session.posargs or ["--results", "runs/quickstart"]
-    session.run("repro", "report", *args)
+    session.run(tool("repro"), "report", *args)
 
 
 def _reproduce_session(table: str):
     def session_fn(session: nox.Session) -> None:
         _install(session)
-        session.run("repro", "reproduce", table, *session.posargs)
+        session.run(tool("repro"), "reproduce", table, *session.posargs)
 
     session_fn.__doc__ = (f"`repro reproduce {table}` (default profile paper; pass arguments after --, e.g. "
                           "`-- --profile smoke --out DIR`).")
-    return nox.session(python="3.11", name=f"reproduce_{table}")(session_fn)
+    return suite_session(name=f"reproduce_{table}")(session_fn)
 
 
 def _paper_tables() -> list[str]:
@@ -111,7 +163,7 @@ _BENCHMARK_STATUS = ("from repro.data.manifests import get_manifest; from repro.
                      "print(folder_status(get_manifest('benchmark'), r), r)")  # as `repro data list` checks
 
 
-@nox.session(python="3.11")
+@suite_session
 def regression(session: nox.Session) -> None:
     """Smoke-profile table1-3 and the Bicubic row, checked against tests/golden/ with `repro regression`
     (skipped without the benchmark images); `-- --update-golden` rewrites the smoke values of
@@ -121,7 +173,7 @@ def regression(session: nox.Session) -> None:
         session.error(f"unknown arguments {' '.join(unknown)}; the only one is --update-golden")
     update = ["--update-golden"] if "--update-golden" in session.posargs else []
     _install(session)
-    found = session.run("python", "-c", _BENCHMARK_STATUS, silent=True)
+    found = session.run(tool("python"), "-c", _BENCHMARK_STATUS, silent=True)
     if not isinstance(found, str):  # `nox --install-only`: nothing runs
         return
     status, _, root = found.strip().splitlines()[-1].partition(" ")
@@ -132,25 +184,25 @@ def regression(session: nox.Session) -> None:
             session.error(f"{why} (REPRO_DATA); {fix}")
         session.skip(f"{why}; {fix}")
     start = time.monotonic()
-    out = Path(session.create_tmp()).resolve() / "regression"
+    out = (SUITE / "tmp" / "regression").resolve()
     shutil.rmtree(out, ignore_errors=True)  # fresh: run folders left from before would be reused, not trained
     results = []
     for table in REGRESSION_TABLES:  # a folder each: `reproduce` writes results.csv for its own table only
         # --no-report: the report is written below, after the verdict, so that it cannot hide it
-        session.run("repro", "reproduce", table, "--profile", "smoke", "--out", str(out / table),
+        session.run(tool("repro"), "reproduce", table, "--profile", "smoke", "--out", str(out / table),
                     "--no-estimate", "--no-report")
         results += ["--results", str(out / table)]
     if "appendix1" not in REGRESSION_TABLES:  # else its results.csv holds the Bicubic row already
-        session.run("repro", "bicubic", "--json", str(out / "bicubic.json"), "--no-progress")
+        session.run(tool("repro"), "bicubic", "--json", str(out / "bicubic.json"), "--no-progress")
         results += ["--results", str(out / "bicubic.json")]
     failed = False
     try:
-        session.run("repro", "regression", *results, "--golden", SMOKE_GOLDEN, "--golden", BICUBIC_GOLDEN,
-                    *update)
+        session.run(tool("repro"), "regression", *results, "--golden", SMOKE_GOLDEN, "--golden",
+                    BICUBIC_GOLDEN, *update)
     except nox.command.CommandFailed:
         failed = True  # the report below still runs, to help read the misses
     for table in REGRESSION_TABLES:
-        session.run("repro", "report", "--results", str(out / table))
+        session.run(tool("repro"), "report", "--results", str(out / table))
     session.log(f"regression: {time.monotonic() - start:.0f} s after install; results in {out}")
     if failed:
         session.error("regression failed: golden cells outside tolerance or not measured (listed above)")

@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from repro.progress import configure
+
+    configure()  # progress bars: redrawn on a terminal, a line now and then in a log
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

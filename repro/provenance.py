@@ -25,6 +25,14 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def threads_text(n: object) -> str:
+    """"1 thread", "2 threads": how every record, table and report names a CPU's torch threads."""
+    try:
+        return f"{int(n)} thread" + ("" if int(n) == 1 else "s")
+    except (TypeError, ValueError):
+        return f"{n} threads"
+
+
 def _nvidia_driver() -> str | None:
     try:
         out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],

@@ -1,7 +1,7 @@
 """The GPU bench and the GPU runtime on a CPU: without CUDA the bench says so and exits 0; its runs are
-runs of the paper's plan; its figures, in a fake cache, price `repro plan` on "this" (mocked) GPU; its
-machinery (engine rates, K processes at once) works on the CPU; CUDA-event timing and the complexity
-record's GPU runtime with a mocked CUDA."""
+runs of the paper's plan (how `repro plan` uses its figures: tests/test_plan_cost.py); its machinery
+(engine rates, K processes at once) works on the CPU; CUDA-event timing and the complexity record's
+GPU runtime with a mocked CUDA."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import torch
 
 from repro.bench._gpu_parts import markdown, rate_after_warmup
 from repro.bench.gpu import KINDS, QUICK, Bench, Sizes, options, project_hours, speedup_at
-from repro.cli import main
 from repro.plan import cost
 from repro.plan.runs import make_plan
 from repro.runs.config import resolve
@@ -90,54 +89,6 @@ def test_projected_hours_use_each_kinds_sharing_speedup():
     speedups = {"fsrcnn_baseline": {1: 1.0, 4: 3.0}, "dssd_teacher": {1: 1.0, 4: 2.0}}
     hours = project_hours(per_run, kinds, speedups, (1, 4))
     assert hours[1] == pytest.approx(4.0) and hours[4] == pytest.approx(1 / 3 + 1 + 1)
-
-
-def _fake_gpu(monkeypatch, tmp_path, name="Fake H100"):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: name)
-
-
-def test_repro_plan_prices_runs_from_the_gpu_bench_of_this_device(monkeypatch, tmp_path, capsys):
-    _fake_gpu(monkeypatch, tmp_path)
-    plan = make_plan(tables("table3"), "paper")
-    runs = list(plan.runs.values())
-    signatures = {cost.step_signature(r) for r in runs}
-    bench = {s: {"it_per_s": 100.0, "run": "x", "measured": "2026-01-01", "sharing_speedup": {"4": 2.5}}
-             for s in list(signatures)[:3]}
-    cost.write_bench_figures("cuda:Fake H100", bench)
-    cost.write_bench_figures("cuda:Another GPU", {s: {"it_per_s": 1.0} for s in signatures})  # not this one
-    timed = []
-
-    def fake_step(run, device):
-        timed.append((run.id, device))
-        return 50.0
-
-    monkeypatch.setattr(cost, "measure_step", fake_step)
-    assert main(["plan", "table3", "--profile", "paper", "--out", str(tmp_path / "o")]) == 0
-    text = capsys.readouterr().out
-    # bench figures where the bench measured the step; the other steps timed on "cuda", and cached
-    priced = sum(r.cfg.optim.iterations / (100.0 if cost.step_signature(r) in bench else 50.0) for r in runs)
-    assert f"estimated cost of what is missing: {cost.human(priced)} on cuda:Fake H100" in text
-    n_bench = sum(1 for r in runs if cost.step_signature(r) in bench)
-    assert f"[plan] {n_bench} of {len(runs)} run(s) priced from the GPU bench" in text
-    assert "with --runs-per-gpu 4 the bench ran 2.5x" in text
-    assert timed and all(device == "cuda" for _, device in timed)
-    assert len(timed) == len(signatures - set(bench))
-    stored = cost.read_cache()
-    assert set(stored["bench"]) == {"cuda:Fake H100", "cuda:Another GPU"}
-    assert len(stored["cuda:Fake H100"]) == len(timed)
-    timed.clear()
-    assert main(["plan", "table3", "--profile", "paper", "--out", str(tmp_path / "o")]) == 0
-    assert not timed  # everything is cached now
-
-
-def test_estimate_stops_timing_at_its_budget(monkeypatch, tmp_path):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(cost, "measure_step", lambda run, device: 10.0)
-    plan = make_plan(tables("table3"), "paper")
-    result = cost.estimate(plan, tmp_path / "o", "cpu", progress=None, budget_s=-1)
-    assert not result.per_run and len(result.unpriced) == len(plan.runs) and result.seconds == 0
 
 
 @pytest.mark.slow

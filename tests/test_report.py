@@ -25,7 +25,6 @@ from repro.results.tables import render_latex
 from repro.specs import tables
 
 FAST = ["--profile", "smoke", "--no-estimate", "--set", "optim.iters_per_epoch=10"]
-FIGURES = ("crops", "compact_lr", "curves", "frontier", "seed_spread")
 
 
 @pytest.fixture(scope="module")
@@ -47,17 +46,22 @@ def test_report_holds_every_table_and_figure_and_nothing_outside(quickstart):
         assert f'<section id="{table.name}">' in html and table.title in html
     for section in ("summary", "complexity", "figures", "findings", "settings", "provenance"):
         assert f'<section id="{section}">' in html
-    for key in FIGURES:
-        block = html.split(f'<figure id="fig-{key}">', 1)[1].split("</figure>", 1)[0]
-        assert 'src="data:image/png;base64,' in block or "Not drawn: " in block, key
-    # what was drawn for the quickstart: the crops of its test photos and the training curves
-    for key in ("crops", "curves"):
+    # what was drawn for the quickstart: the crops of its test photos, the compact LR, the training curves
+    for key in ("crops", "compact_lr", "curves"):
         block = html.split(f'<figure id="fig-{key}">', 1)[1].split("</figure>")[0]
         assert 'src="data:image/png;base64,' in block
+    # what could not be: one line each, with the command that would produce it
+    absent = html.split('<ul class="absent">', 1)[1].split("</ul>", 1)[0]
+    assert "PSNR against MultiAdds" in absent and "repro reproduce appendix1" in absent
+    assert "PSNR across seeds" in absent and "--seeds 3" in absent
+    assert '<figure id="fig-frontier">' not in html
     for run in inputs.runs:  # provenance: every run with its wall time
         assert run in html
     md = (quickstart / "report" / "report.md").read_text()
     assert "## Summary" in md and "## Quickstart" in md and "figures/crops.png" in md
+    # one context: the same banner and absences on both pages
+    assert "> **Not the paper's protocol.**" in md and "Not the paper&#39;s protocol." in html
+    assert "- **PSNR across seeds**: one seed per row" in md
     assert (quickstart / "report" / "figures" / "crops.pdf").exists()
     assert (quickstart / "report" / "latex" / "quickstart.tex").exists()
     header = (quickstart / "report" / "comparison.csv").read_text().splitlines()[0]
@@ -155,3 +159,56 @@ def test_latex_tables_compile(quickstart, tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout[-2000:]
     assert (work / "tables.pdf").stat().st_size > 1000
+
+
+def test_the_protocol_banner_is_decided_once_for_both_pages(tmp_path):
+    """Results mixing the `paper` and `pisr_code` profiles carry the banner in report.html as in
+    report.md (both render one context)."""
+    from repro.report.build import build_report
+
+    rows = [{"table": "table3", "row": row, "scale": 4, "dataset": "Set5", "metric": "psnr", "value": v,
+             "seed": 0, "run": "", "profile": profile, "commit": "", "device": "cpu"}
+            for row, v, profile in (("recon_only", 30.9, "paper"), ("first_level", 30.8, "pisr_code"))]
+    write_results(frame(rows), tmp_path)
+    paths = build_report(tmp_path, figures=False, log=lambda *a: None)
+    html, md = paths["html"].read_text(), paths["markdown"].read_text()
+    for page in (html, md):
+        assert "Not the paper" in page and "mix the" in page and "pisr_code" in page
+    one = tmp_path / "one"
+    write_results(frame([{**r, "profile": "paper"} for r in rows]), one)
+    paths = build_report(one, figures=False, log=lambda *a: None)
+    assert "Not the paper" not in paths["html"].read_text() + paths["markdown"].read_text()
+
+
+def test_cells_that_read_the_same_share_a_mark(tmp_path):
+    """28.3812 and 28.3755 both read 28.38: both best, and the next value second (not best and second)."""
+    from repro.report.build import build_report
+
+    rows = [{"table": "quickstart", "row": row, "scale": 4, "dataset": "sample", "metric": "psnr", "value": v,
+             "seed": 0, "run": "", "profile": "quickstart", "commit": "", "device": "cpu"}
+            for row, v in (("fsrcnn_baseline", 28.3812), ("fsrcnn_dssd", 28.3755), ("dssd_teacher", 27.42))]
+    write_results(frame(rows), tmp_path)
+    paths = build_report(tmp_path, figures=False, log=lambda *a: None)
+    html, md = paths["html"].read_text(), paths["markdown"].read_text()
+    assert html.count('<span class="best">28.38</span>') == 2 and '<span class="second">27.42</span>' in html
+    assert md.count("**28.38**") == 2 and "*27.42*" in md
+
+
+def test_a_table_with_nothing_measured_is_one_line_with_its_command(tmp_path):
+    import json
+
+    from repro.report.build import build_report
+
+    write_results(frame([{"table": "table3", "row": "recon_only", "scale": 4, "dataset": "Set5",
+                          "metric": "psnr", "value": 30.9, "seed": 0, "run": "", "profile": "paper",
+                          "commit": "", "device": "cpu"}]), tmp_path)
+    (tmp_path / "plan.json").write_text(json.dumps({"profile": "paper", "seeds": 1, "runs": [],
+                                                    "cells": [{"table": "table3"}, {"table": "table4"}]}))
+    paths = build_report(tmp_path, figures=False, log=lambda *a: None)
+    html, md = paths["html"].read_text(), paths["markdown"].read_text()
+    line = "Nothing of Table 4 is measured in these results: "
+    assert line in md and "`repro reproduce table4` measures it" in md
+    table4 = html.split('<section id="table4">', 1)[1].split("</section>", 1)[0]
+    assert line in table4 and "<table>" not in table4 and "<code>repro reproduce table4</code>" in table4
+    assert "<table>" in html.split('<section id="table3">', 1)[1].split("</section>", 1)[0]
+    assert "No complexity measured in these results: `repro reproduce appendix1` measures it." in md

@@ -56,37 +56,75 @@ def _chelsea() -> tuple[Region, object]:
 
 # ---------------------------------------------------------------- every figure
 def test_every_figure_is_written_as_png_and_pdf_or_says_why(figures):
+    """Each figure is one or more phone-wide images (PNG + PDF) or one line saying why it is absent."""
     folder, figs = figures
-    keys = [f.key for f in figs]
-    assert keys[:3] == ["crops", "compact_lr", "curves"] and keys[-2:] == ["frontier", "seed_spread"]
+    groups = list(dict.fromkeys(f.group or f.key for f in figs))
+    assert groups == ["crops", "compact_lr", "curves", "frontier", "seed_spread"]
     for fig in figs:
         assert fig.title and fig.caption
         if fig.missing is None:
             assert fig.png == folder / f"{fig.key}.png" and fig.pdf == folder / f"{fig.key}.pdf"
             assert fig.png.read_bytes()[:8] == PNG and fig.pdf.read_bytes()[:5] == PDF
+            assert fig.width_px <= 346  # at its natural width inside a 390 px phone's margins
             from PIL import Image
 
-            with Image.open(fig.png) as img:
-                assert 850 <= img.width <= 1000, img.size  # readable at the report's 900 px
+            with Image.open(fig.png) as img:  # about 2 image pixels per CSS pixel: sharp on a phone
+                assert img.width >= 2 * fig.width_px - 2, img.size
         else:
             assert fig.png is None and fig.pdf is None
     assert not list(folder.glob(".*tmp")), "a temporary file was left behind"
-    by_key = {f.key: f for f in figs}
-    for key in ("crops", "compact_lr", "curves", "frontier"):
-        assert by_key[key].missing is None, by_key[key].missing
-    # the quickstart trains no PISR networks: empty panels, said in the notes
-    assert any("PISR" in n for n in by_key["crops"].notes)
-    assert any("PISR" in n for n in by_key["compact_lr"].notes)
-    assert any("nothing of Appendix Table I was measured" in n for n in by_key["frontier"].notes)
+    by_group: dict[str, list] = {}
+    for f in figs:
+        by_group.setdefault(f.group or f.key, []).append(f)
+    for key in ("crops", "compact_lr", "curves"):
+        assert all(f.missing is None for f in by_group[key]), key
+    # the quickstart trains no PISR networks: no empty panels, one line saying so and what trains them
+    assert any("PISR student: not in these results (`repro reproduce table4`" in n
+               for n in by_group["crops"][0].notes)
+    assert any("PISR teacher" in n and "repro reproduce table4" in n for n in by_group["compact_lr"][0].notes)
+    assert len(by_group["compact_lr"]) == 2  # the bicubic LR and the DSSD teacher: no PISR image
+    # nothing of Appendix Table I measured: one line with the command, not 12 panels of printed points
+    (frontier,) = by_group["frontier"]
+    assert frontier.missing and "repro reproduce appendix1" in frontier.missing
     # one seed: the spread figure cannot be drawn, and says how to get it
-    assert by_key["seed_spread"].missing and "--seeds 3" in by_key["seed_spread"].missing
+    (spread_fig,) = by_group["seed_spread"]
+    assert spread_fig.missing and "--seeds 3" in spread_fig.missing
+
+
+def test_no_figure_text_is_too_small_or_too_wide_for_a_phone():
+    from repro.report.figures.common import MIN_FONT_PT, check_readable, new_figure
+
+    fig = new_figure(3.6, 2)
+    fig.text(0.5, 0.5, "fine", fontsize=MIN_FONT_PT)
+    check_readable(fig)
+    fig.text(0.5, 0.2, "too small", fontsize=6.5)
+    with pytest.raises(ValueError, match="too small"):
+        check_readable(fig)
+    with pytest.raises(ValueError, match="wide"):
+        check_readable(new_figure(8.2, 2))
+
+
+def test_the_crop_figure_marks_equal_psnrs_alike(inputs, tmp_path, monkeypatch):
+    """Two panels whose PSNRs read the same (21.56 and 21.5649) are both bold."""
+    from matplotlib.text import Text
+
+    region, pair = _chelsea()
+    panels = crops.panel_values(inputs, region, pair)
+    panels = [(img, value) for img, value in [p for p in panels if p is not None]]
+    panels[0], panels[1] = (panels[0][0], 21.56), (panels[1][0], 21.5649)
+    panels[2] = (panels[2][0], 20.0)
+    fig = crops._draw(region, panels, [(i, f"c{i}") for i in range(len(panels))])
+    weights = {t.get_text(): t.get_fontweight() for t in fig.findobj(Text) if t.get_text().endswith(" dB")}
+    assert weights["21.56 dB"] == "bold" and weights["20.00 dB"] == "normal"
+    bold = [t for t in fig.findobj(Text) if t.get_text() == "21.56 dB" and t.get_fontweight() == "bold"]
+    assert len(bold) == 2
 
 
 def test_crops_without_the_benchmark_images_say_where_to_get_them(inputs, tmp_path, monkeypatch):
     monkeypatch.setattr(crops, "group_for", lambda _inputs: "paper")
     empty = dataclasses.replace(inputs, data_root=tmp_path)
     fig = crops.build(empty, tmp_path / "figs")
-    assert fig.png is None and fig.missing == (
+    assert not isinstance(fig, list) and fig.png is None and fig.missing == (
         f"no region could be drawn: Set14, B100, Urban100 not found under {tmp_path}: "
         "fetch them with `repro data fetch benchmark` or set REPRO_DATA")
     assert "not found under" in compact.build(empty, tmp_path / "figs").missing
@@ -98,20 +136,22 @@ def test_seed_spread_draws_several_seeds(inputs, tmp_path):
     psnr = df[(df["metric"] == "psnr") & df["seed"].notna()]
     other = psnr.assign(seed=pd.array([1] * len(psnr), dtype="Int64"), value=psnr["value"] + 0.2)
     two = dataclasses.replace(inputs, results=pd.concat([df, other], ignore_index=True))
-    fig = spread.build(two, tmp_path)
-    assert fig.missing is None and fig.png.read_bytes()[:8] == PNG
+    figs = spread.build(two, tmp_path)
+    assert figs and all(f.missing is None and f.png.read_bytes()[:8] == PNG for f in figs)
     assert len(spread.multi_seed(two.results)) == 2 * len(psnr)
 
 
-def test_curves_split_many_runs_into_figures_of_at_most_16(inputs, tmp_path):
+def test_curves_draw_many_runs_four_to_an_image(inputs, tmp_path):
     from repro.report.figures import curves
 
     run = next(iter(inputs.runs.values()))
     many = {f"student-fsrcnn-x4-{i:08x}": dataclasses.replace(run, name=f"student-fsrcnn-x4-{i:08x}")
-            for i in range(20)}
+            for i in range(10)}
     fake = dataclasses.replace(inputs, _runs=many)
     figs = curves.build(fake, tmp_path)
-    assert [f.key for f in figs] == ["curves", "curves-2"] and all(f.missing is None for f in figs)
+    assert [f.key for f in figs] == ["curves", "curves-2", "curves-3"]
+    assert all(f.missing is None for f in figs)
+    assert {f.group for f in figs} == {"curves"}
 
 
 # ---------------------------------------------------------------- crops: windowed SR, PSNR labels

@@ -150,7 +150,7 @@ def test_slurm_path_with_submitits_local_executor(tmp_path):
     from repro.specs import tables
 
     out = tmp_path / "slurm"
-    options = Options(profile="smoke", estimate=False,
+    options = Options(profile="smoke", estimate="none",
                       overrides=("optim.iters_per_epoch=10", "run.checkpoint_every=5"),
                       launcher=SlurmLauncher(SlurmOptions(cluster="local", time=10, gpus=0)))
     plan = carry_out(tables("quickstart"), out, options, log=lambda *a, **k: None)

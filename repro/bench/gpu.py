@@ -344,8 +344,9 @@ class Bench:
                             for f in group(plan.ordered(), AUTO_CUDA)) / 3600
             iterations = sum(r.cfg.optim.iterations for r in plan.runs.values())
             out[name] = {"runs": len(plan.runs), "iterations_m": round(iterations / 1e6, 1),
-                         "priced_by_bench": sum(1 for v in cost.source.values() if v == "bench"),
-                         "priced_by_step": sum(1 for v in cost.source.values() if v == "step"),
+                         # runs the bench measured (shown beside the model) / priced by the model
+                         "priced_by_bench": sum(1 for b in cost.beside.values() if "bench" in b),
+                         "priced_by_step": len(cost.per_run),
                          "unpriced": len(cost.unpriced), "gpu_hours_off": round(off, 1),
                          "gpu_hours": {str(k): round(h, 1) for k, h in with_all.items()},
                          "gpu_hours_fleets": round(in_fleets, 1)}

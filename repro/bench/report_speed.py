@@ -38,7 +38,7 @@ def run() -> dict:
         tmp_path = Path(tmp)
         qs = tmp_path / "quickstart"
         quiet = lambda *_: None  # noqa: E731
-        plan = carry_out(tables("quickstart"), qs, Options(profile="smoke", estimate=False,
+        plan = carry_out(tables("quickstart"), qs, Options(profile="smoke", estimate="none",
                                                           overrides=("optim.iters_per_epoch=10",)), log=quiet)
         tabulate(plan, qs, log=quiet)
         out["quickstart_smoke"] = _time_report(qs, tmp_path / "qs-report")

@@ -36,8 +36,10 @@ def markdown_table(rows: list[dict[str, object]]) -> str:
 def main(args: argparse.Namespace) -> int:
     sets, scales = parse_sets(args.sets), parse_scales(args.scales)
     from repro.evaluate.bicubic_row import bicubic_row  # after validation: bad input answers at once
-    from repro.io_utils import atomic_write_text
+    from repro.io_utils import atomic_write_text, check_output_file
 
+    if args.json:
+        check_output_file(args.json)
     rows = bicubic_row(sets, scales, root=args.data_root, workers=args.workers, progress=not args.no_progress)
     print(markdown_table(rows))
     if args.json:

@@ -43,10 +43,12 @@ def main(args: argparse.Namespace) -> int:
     from repro.complexity.measure import Options, check_models, default_models, measure
     from repro.complexity.runtime import require_cuda
     from repro.complexity.table import write_tables
-    from repro.io_utils import atomic_write_text
+    from repro.io_utils import atomic_write_text, check_output_file
     from repro.paths import PROJECT_ROOT
     from repro.provenance import environment
 
+    if args.json:
+        check_output_file(args.json)
     models = check_models(args.models) if args.models else default_models()
     scales = parse_scales(args.scales)
     if args.device == "cuda":

@@ -27,8 +27,11 @@ def main(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from repro.evaluate.sr import evaluate_run_dir, summarise
-    from repro.io_utils import atomic_write_text
+    from repro.io_utils import atomic_write_text, check_output_file
 
+    for flag, path in (("--json", args.json), ("--csv", args.csv)):
+        if path:
+            check_output_file(path, flag)
     sets = parse_sets(args.sets)
     # a teacher is given the HR image (privileged)
     df, record = evaluate_run_dir(args.run_dir, sets, root=args.data_root, device=args.device)

@@ -24,8 +24,13 @@ def add_plan_arguments(p: argparse.ArgumentParser) -> None:
                    "(default results/reproduce)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting of every run, after each row's own (repeatable)")
-    p.add_argument("--no-estimate", action="store_true",
-                   help="do not time the training steps (no cost estimate)")
+    p.add_argument("--estimate", choices=("model", "timed", "none"), default="model",
+                   help="how the cost of what is missing is estimated: model (default: each step's counted "
+                        "FLOPs, bytes and operations at this device's measured rates, seconds on a cold "
+                        "cache), timed (time each distinct step here too, minutes; shown beside the model) "
+                        "or none")
+    p.add_argument("--no-estimate", dest="estimate", action="store_const", const="none",
+                   help="no cost estimate (= --estimate none)")
     p.add_argument("--fleet", default="auto", metavar="N|auto|off",
                    help="train runs of one structure together in one process, up to N per fleet (each still "
                         "its own run; `auto`: up to 16 on a GPU, none on a CPU; default auto)")
@@ -48,6 +53,16 @@ def profile_for(args: argparse.Namespace, tables: list) -> str:
     return tables[0].profile if len(tables) == 1 else "paper"
 
 
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse what would fail after the work (an --out that is a file, a --json into a missing folder)
+    before any of it."""
+    from repro.io_utils import check_output_file, check_output_folder
+
+    check_output_folder(args.out)
+    if getattr(args, "json", None):
+        check_output_file(args.json)
+
+
 def main(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
@@ -59,16 +74,17 @@ def main(args: argparse.Namespace) -> int:
     from repro.plan.runs import make_plan
     from repro.specs import tables as select
 
+    check_outputs(args)
     tables = select(args.table)
     group_size = fleet_size(args.fleet, training_device())
     plan = make_plan(tables, profile_for(args, tables), args.seeds, tuple(args.overrides))
     fleets = group(plan.ordered(), group_size)
     out = Path(args.out)
     cost = None
-    if not args.no_estimate:
+    if args.estimate != "none":
         from repro.plan.cost import estimate
 
-        cost = estimate(plan, out, training_device())
+        cost = estimate(plan, out, training_device(), method=args.estimate, fleets=fleets)
     print(describe(plan, out, cost, fleets))
     if args.json:
         atomic_write_text(Path(args.json), json.dumps(plan_json(plan, out, cost), indent=1) + "\n")

@@ -23,18 +23,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--profile", default="quickstart", help="training profile (default quickstart)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a training setting of every run, e.g. optim.epochs=1")
-    p.add_argument("--no-estimate", action="store_true", help="do not time the steps (no cost estimate)")
+    p.add_argument("--estimate", choices=("model", "timed", "none"), default="model",
+                   help="how the plan's cost is estimated (see `repro plan --help`; default model)")
+    p.add_argument("--no-estimate", dest="estimate", action="store_const", const="none",
+                   help="no cost estimate (= --estimate none)")
     p.add_argument("--no-report", action="store_true", help="do not write OUT/report/ (`repro report`)")
     p.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
+    from repro.io_utils import check_output_folder
     from repro.plan.execute import training_device
     from repro.plan.orchestrate import Options, carry_out
     from repro.results.tabulate import tabulate
     from repro.specs import tables
 
-    options = Options(profile=args.profile, estimate=not args.no_estimate, overrides=tuple(args.overrides))
+    check_output_folder(args.out)
+    options = Options(profile=args.profile, estimate=args.estimate, overrides=tuple(args.overrides))
     plan = carry_out(tables("quickstart"), args.out, options)
     tabulate(plan, args.out, device=training_device())
     if not args.no_report:

@@ -30,9 +30,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from repro.io_utils import check_output_folder
     from repro.report.build import build_report
     from repro.report.summary import parse_tolerances
 
+    if args.out:
+        check_output_folder(args.out)
     build_report(args.results, args.out, data_root=args.data_root,
                  tolerances=parse_tolerances(args.tolerance), figures=not args.no_figures, progress=True)
     return 0

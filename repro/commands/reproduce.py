@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 
-from repro.commands.plan import add_plan_arguments, profile_for
+from repro.commands.plan import add_plan_arguments, check_outputs, profile_for
 from repro.plan.launchers import add_launcher_arguments
 
 
@@ -36,16 +36,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from repro.errors import ReproError
     from repro.plan.execute import training_device
     from repro.plan.launchers import launcher_from_arguments
     from repro.plan.orchestrate import Options, carry_out
     from repro.results.tabulate import tabulate
     from repro.specs import tables as select
 
+    check_outputs(args)
+    for flag, value in (("--eval-images", args.eval_images), ("--eval-crop", args.eval_crop)):
+        if value is not None and value < 1:
+            raise ReproError(f"{flag} must be at least 1, got {value} (leave it out to evaluate whole images "
+                             "of every set)")
     tables = select(args.table)
     options = Options(profile=profile_for(args, tables), seeds=args.seeds,
                       launcher=launcher_from_arguments(args), data_root=args.data_root,
-                      estimate=not args.no_estimate, overrides=tuple(args.overrides),
+                      estimate=args.estimate, overrides=tuple(args.overrides),
                       eval_images=args.eval_images, eval_crop=args.eval_crop, fleet=args.fleet)
     plan = carry_out(tables, args.out, options)
     tabulate(plan, args.out, data_root=args.data_root, device=training_device())

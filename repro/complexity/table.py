@@ -13,12 +13,14 @@ from pathlib import Path
 
 import jinja2
 
+from repro.complexity import physics
 from repro.complexity.macs import hook_macs
 from repro.complexity.measure import PAPER_ROWS
 from repro.complexity.params import params
 from repro.formatting import number
 from repro.io_utils import atomic_write_text
 from repro.models import create
+from repro.provenance import threads_text
 from repro.published import published, published_values
 from repro.scales import SCALES
 
@@ -58,9 +60,12 @@ def _printed(model: str, scale: int, metric: str) -> float | None:
 
 
 def table_rows(rows: list[dict]) -> list[dict[str, str]]:
-    """Display rows: measured columns, then the printed ones."""
+    """Display rows: measured columns, then the printed ones; the printed runtime with the throughput
+    it implies (flagged `!` above the named GPU's fp32 peak, `!!` above every peak) and the GPU runtime
+    measured here with its own."""
     out = []
-    for r in rows:
+    checked = physics.rows(rows, _printed)
+    for r, c in zip(rows, checked, strict=True):
         m, s = r["model"], r["scale"]
         label = " / ".join(PAPER_ROWS.get(m) or ()) or m.upper()
         out.append({
@@ -77,8 +82,14 @@ def table_rows(rows: list[dict]) -> list[dict[str, str]]:
                         + ("k" if _printed(m, s, "params_k") else ""),
             "p_macs": number(_printed(m, s, "multiadds_g"), 1, grouping=True),
             "p_runtime": number(_printed(m, s, "runtime_ms"), 2, grouping=True),
+            "p_implied": number(c["implied"], 1, grouping=True) + _FLAG.get(c["verdict"], ""),
+            "gpu_implied": number(c["measured_implied"], 1, grouping=True)
+                           + _FLAG.get(c["measured_verdict"], ""),
         })
     return out
+
+
+_FLAG = {"above fp32 peak": " !", "above every peak": " !!"}
 
 
 def _match_params(printed_k: float, row: dict) -> str | None:
@@ -170,6 +181,10 @@ def findings(rows: list[dict]) -> list[dict[str, str]]:
                         "text": "; ".join(notes) + ". fvcore counts a jit trace, which drops work whose "
                                 "result is unused; module hooks (thop, ours) count every executed call."})
     out.extend(_claims())
+    physical = physics.finding(physics.rows([r for r in rows if PAPER_ROWS.get(r["model"])], _printed),
+                               label=lambda m: " / ".join(PAPER_ROWS.get(m) or ()) or m.upper())
+    if physical:
+        out.append(physical)
     cpu = [r for r in rows if r["runtime_cpu_ms"] is not None and PAPER_ROWS.get(r["model"])]
     if cpu:
         env = cpu[0]["environment"]
@@ -178,7 +193,8 @@ def findings(rows: list[dict]) -> list[dict[str, str]]:
                          for r in cpu)
         out.append({"topic": "runtime",
                     "text": "The printed runtimes are the same at every scale and name no device. "
-                            f"Measured CPU runtime ({env.get('cpu')}, {env.get('torch_threads')} threads, "
+                            f"Measured CPU runtime ({env.get('cpu')}, "
+                            f"{threads_text(env.get('torch_threads'))}, "
                             f"torch {env.get('torch')}): {text}."})
     return out
 
@@ -206,6 +222,7 @@ def render(rows: list[dict], found: list[dict[str, str]] | None = None) -> dict[
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=False,
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters["latex"] = _latex
+    env.filters["threads"] = threads_text
     context = {"rows": table_rows(rows), "findings": findings(rows) if found is None else found,
                "environment": rows[0]["environment"] if rows else {},
                "rounding": sorted({r["lr_rounding"] for r in rows})}

@@ -7,6 +7,34 @@ from pathlib import Path
 from repro.plan.cost import Cost, human
 from repro.plan.runs import Plan, PlannedRun, status
 
+HOW = {"model": "each step's counted FLOPs, bytes and operations at this device's measured rates",
+       "timed": "training steps timed on this device"}
+
+
+def _left(cost: Cost | None, run_id: str) -> str:
+    if cost is None or run_id not in cost.per_run:
+        return ""
+    others = "; ".join(f"{src} {human(s)}" for src, s in cost.beside.get(run_id, {}).items())
+    return f", {human(cost.per_run[run_id])} left" + (f" ({others})" if others else "")
+
+
+def cost_lines(cost: Cost) -> list[str]:
+    """The estimate's total, how it was made, and the other figures beside it."""
+    lines = [f"estimated cost of what is missing: {human(cost.seconds)} on {cost.device} "
+             f"({cost.method}: {HOW[cost.method]}; runs one after another)"]
+    if cost.throughput is not None:
+        rates = cost.throughput
+        when = f", measured {rates.measured}" if rates.measured else ""
+        lines.append(f"  this device: {rates.describe()} (reference steps, fastest of repeats{when})")
+    for src, (mine, theirs, n) in cost.beside_totals().items():
+        lines.append(f"  beside it, {src}: {human(theirs)} for the {n} run(s) it prices "
+                     f"({cost.method} {human(mine)} for the same runs)")
+    if cost.unpriced:
+        lines.append(f"  not priced: {len(cost.unpriced)} run(s) (time budget, or a step that does not fit "
+                     "in memory)")
+    lines += [f"  {note}" for note in cost.notes]
+    return lines
+
 
 def describe(plan: Plan, out: Path, cost: Cost | None = None,
              fleets: list[list[PlannedRun]] | None = None) -> str:
@@ -16,8 +44,7 @@ def describe(plan: Plan, out: Path, cost: Cost | None = None,
              f"(profile {plan.profile}, {plan.seeds} seed(s)) in {out}"]
     for run in plan.ordered():
         used = ", ".join(f"{t}/{r}" for t, r in run.used_by[:4]) + (" ..." if len(run.used_by) > 4 else "")
-        left = f", {human(cost.per_run[run.id])} left" if cost and run.id in cost.per_run else ""
-        lines.append(f"  {run.name} seed {run.seed}: {status(run, out)}{left}  [{used}]")
+        lines.append(f"  {run.name} seed {run.seed}: {status(run, out)}{_left(cost, run.id)}  [{used}]")
     if fleets and any(len(f) > 1 for f in fleets):
         shared = [f for f in fleets if len(f) > 1]
         lines.append(f"fleets: {sum(len(f) for f in shared)} of the runs train in {len(shared)} fleet(s) "
@@ -25,8 +52,7 @@ def describe(plan: Plan, out: Path, cost: Cost | None = None,
         lines += [f"  fleet {i}: {len(f)} x {f[0].cfg.kind} {f[0].cfg.model.name} x{f[0].cfg.data.scale}: "
                   + ", ".join(r.name for r in f) for i, f in enumerate(shared, 1)]
     if cost is not None:
-        lines.append(f"estimated cost of what is missing: {human(cost.seconds)} on {cost.device} "
-                     "(training steps timed on this device; runs one after another)")
+        lines += cost_lines(cost)
     return "\n".join(lines)
 
 
@@ -43,7 +69,9 @@ def plan_json(plan: Plan, out: Path, cost: Cost | None = None) -> dict:
                      "teacher": run.teacher.id if run.teacher else None,
                      "used_by": [{"table": t, "row": r} for t, r in run.used_by],
                      "seconds_left": cost.per_run.get(run.id) if cost else None,
-                     "it_per_s": cost.it_per_s.get(run.id) if cost else None})
+                     "it_per_s": cost.it_per_s.get(run.id) if cost else None,
+                     "seconds_left_beside": cost.beside.get(run.id, {}) if cost else {},
+                     "step": step_json(cost, run.id)})
     printed = published_values()
     printed["dataset"] = printed["dataset"].fillna("")  # the complexity columns have no test set
     cells = []
@@ -65,4 +93,15 @@ def plan_json(plan: Plan, out: Path, cost: Cost | None = None) -> dict:
                                   "source": row.source})
     return {"profile": plan.profile, "seeds": plan.seeds,
             "device": cost.device if cost else None, "seconds_left": cost.seconds if cost else None,
+            "estimate": cost.method if cost else None,
+            "rates": cost.throughput.to_json() if cost and cost.throughput else None,
             "runs": runs, "cells": cells}
+
+
+def step_json(cost: Cost | None, run_id: str) -> dict | None:
+    """What one step of the run computes (the model's count), for `repro plan --json`."""
+    count = cost.counts.get(run_id) if cost else None
+    if count is None:
+        return None
+    return {"gflop": round(count.flops / 1e9, 3), "gbytes": round(count.bytes / 1e9, 3), "ops": count.ops,
+            "ops_grouped": count.ops_grouped}

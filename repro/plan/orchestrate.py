@@ -33,7 +33,7 @@ class Options:
     seeds: int = 1
     launcher: Launcher | None = None  # how the runs are carried out (`repro.plan.launchers`); None: locally
     data_root: str | None = None
-    estimate: bool = True  # time the steps of what is missing and print the cost before training
+    estimate: str = "model"  # how the cost of what is missing is estimated: model, timed or none
     overrides: tuple[str, ...] = ()  # `--set key=value` for every run
     eval_images: int | None = None  # a quick check: the first N images of each test set only
     eval_crop: int | None = None  # ... and their top-left P x P HR crop only
@@ -110,11 +110,11 @@ def carry_out(tables: list[TableSpec], out: str | os.PathLike[str], options: Opt
     out = Path(out)
     plan = make_plan(tables, options.profile, options.seeds, options.overrides)
     cost = None
-    if options.estimate:
+    fleets = group(plan.ordered(), fleet_size(options.fleet, training_device()))
+    if options.estimate != "none":
         from repro.plan.cost import estimate
 
-        cost = estimate(plan, out, training_device(), progress=log)
-    fleets = group(plan.ordered(), fleet_size(options.fleet, training_device()))
+        cost = estimate(plan, out, training_device(), progress=log, method=options.estimate, fleets=fleets)
     log(describe(plan, out, cost, fleets))
     ensure_data(required_data(plan), options.data_root, log)
     jobs = jobs_of(plan, out, options.data_root, options.eval_images, options.eval_crop)

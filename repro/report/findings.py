@@ -10,11 +10,11 @@ from functools import lru_cache
 from typing import Any
 
 from repro.errors import ReproError
-from repro.formatting import number
+from repro.metric_table import metric as metric_of
 from repro.paths import project_file
 from repro.published import published_values
 from repro.report.inputs import ReportInputs
-from repro.results.tables import DIGITS, cell_stats, printed
+from repro.results.tables import cell_stats, printed
 
 DISCREPANCIES = ("tables", "published", "discrepancies.toml")
 
@@ -44,11 +44,11 @@ def _cell_values(inputs: ReportInputs, cells: list[dict[str, Any]]) -> list[dict
         if table not in stats_by_table:
             stats_by_table[table] = cell_stats(inputs.results, table, inputs.seeds)
         st = stats_by_table[table].get((row, scale, dataset, metric))
-        digits = DIGITS.get(metric, 2)
+        m = metric_of(metric)
         out.append({"cell": f"{table} / {row} / x{scale} {dataset} {metric}".replace("  ", " "),
-                    "printed": number(printed(table, row, scale, dataset, metric), digits),
-                    "measured": number(None if st is None else st.mean, digits)
-                    + ("" if st is None or st.n < 2 else f" ± {number(st.std, digits)}")})
+                    "printed": m.format(printed(table, row, scale, dataset, metric)),
+                    "measured": m.format(None if st is None else st.mean)
+                    + ("" if st is None or st.n < 2 else f" ± {m.format(st.std)}")})
     return out
 
 

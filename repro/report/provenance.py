@@ -11,6 +11,7 @@ from repro.data.manifests import get_manifest, list_datasets
 from repro.data.names import BENCHMARK_SETS
 from repro.errors import ReproError
 from repro.formatting import number
+from repro.provenance import threads_text
 from repro.report.inputs import ReportInputs
 
 STACK_KEYS = ("cpu", "cpu_count", "torch_threads", "gpu", "driver", "torch", "cuda", "cudnn", "python",
@@ -84,7 +85,7 @@ def run_table(inputs: ReportInputs) -> list[dict[str, Any]]:
         env = done.get("environment") or {}
         seconds = done.get("seconds")
         iterations = done.get("iterations")
-        device = env.get("gpu") or (f"{env.get('cpu', '?')} ({env.get('torch_threads', '?')} threads)"
+        device = env.get("gpu") or (f"{env.get('cpu', '?')} ({threads_text(env.get('torch_threads', '?'))})"
                                     if env else "-")
         out.append({"run": run.name, "kind": run.kind, "model": run.model, "scale": run.scale,
                     "seed": run.seed, "iterations": iterations if iterations is not None else "-",

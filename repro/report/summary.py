@@ -9,15 +9,14 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from repro.metric_table import default_tolerances, metric
 from repro.report.inputs import ReportInputs
 from repro.results.tables import cell_stats, cells, printed
 
-# "Within tolerance" (a setting of the report, `repro report --tolerance METRIC=VALUE`): absolute for
-# PSNR (dB) and SSIM, relative for the complexity counts. Printed runtimes name another GPU (a Titan
-# RTX), so runtime cells are shown and never judged.
-TOLERANCES: dict[str, float] = {"psnr": 0.1, "ssim": 0.002, "params_k": 0.02, "multiadds_g": 0.02}
-RELATIVE = frozenset({"params_k", "multiadds_g"})
-NOT_JUDGED = {"runtime_ms": "printed on another GPU (a Titan RTX): shown, never judged"}
+# "Within tolerance" (a setting of the report, `repro report --tolerance METRIC=VALUE`): the metric
+# table's defaults (absolute for PSNR and SSIM, relative for the complexity counts; printed runtimes
+# name another GPU, so runtime cells are shown and never judged)
+TOLERANCES: dict[str, float] = default_tolerances()
 PAPER_PROFILES = ("paper", "pisr_code")
 
 
@@ -72,11 +71,10 @@ class Comparison:
         return None if se is None or self.delta is None else abs(self.delta) > 2 * se
 
 
-def tolerance_of(metric: str, printed_value: float, tolerances: Mapping[str, float]) -> float | None:
-    if metric in NOT_JUDGED or metric not in tolerances:
+def tolerance_of(name: str, printed_value: float, tolerances: Mapping[str, float]) -> float | None:
+    if name not in tolerances:
         return None
-    tol = tolerances[metric]
-    return tol * abs(printed_value) if metric in RELATIVE else tol
+    return metric(name).tolerance_for(printed_value, dict(tolerances))
 
 
 def comparisons(inputs: ReportInputs, tolerances: Mapping[str, float] = TOLERANCES) -> list[Comparison]:
@@ -86,15 +84,15 @@ def comparisons(inputs: ReportInputs, tolerances: Mapping[str, float] = TOLERANC
         stats = cell_stats(inputs.results, table.name, inputs.seeds)
         for row in table.rows:
             for scale in table.scales:
-                for dataset, metric in cells(table):
-                    p = printed(table.name, row.name, scale, dataset, metric)
+                for dataset, name in cells(table):
+                    p = printed(table.name, row.name, scale, dataset, name)
                     if p is None:
                         continue
-                    st = stats.get((row.name, scale, dataset, metric))
+                    st = stats.get((row.name, scale, dataset, name))
                     out.append(Comparison(
-                        table.name, row.name, row.label, scale, dataset, metric, p,
+                        table.name, row.name, row.label, scale, dataset, name, p,
                         None if st is None else st.mean, None if st is None else st.std,
-                        0 if st is None else st.n, tolerance_of(metric, p, tolerances)))
+                        0 if st is None else st.n, tolerance_of(name, p, tolerances)))
     return out
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,9 @@ import pandas as pd
 
 from repro.errors import ReproError
 from repro.io_utils import atomic_write_text
+from repro.metric_table import COMPLEXITY
 from repro.plan.runs import Plan
+from repro.provenance import threads_text
 from repro.runs.folder import read_evaluation
 from repro.specs import TableSpec
 
@@ -35,7 +37,7 @@ RESULTS = "results.csv"
 BICUBIC_CACHE = "bicubic.json"
 COMPLEXITY_CACHE = "complexity.json"
 BICUBIC_NAMES = ("bicubic",)  # a row without runs with this name (any case) is measured by `bicubic_row`
-COMPLEXITY_METRICS = ("params_k", "multiadds_g", "runtime_ms")
+COMPLEXITY_METRICS = COMPLEXITY  # the complexity columns (repro.metric_table)
 
 
 def frame(rows: Iterable[dict[str, Any]] = ()) -> pd.DataFrame:
@@ -63,9 +65,10 @@ def _table_of(plan: Plan, name: str) -> TableSpec:
 
 
 def measured_rows(plan: Plan, out: str | os.PathLike[str], *, profile: str, commit: str | None,
-                  device: str) -> pd.DataFrame:
+                  device: str | Callable[[Any], str]) -> pd.DataFrame:
     """One row per (table, row, scale, seed) of `plan.measured` x dataset x metric that its run's
-    `evaluation.json` holds; cells of runs not evaluated (on that set) are absent."""
+    `evaluation.json` holds; cells of runs not evaluated (on that set) are absent. `device` names where
+    the runs trained (a function of the planned run: each with its own threads)."""
     rows = []
     for (table_name, row_name, scale, seed), run_id in plan.measured.items():
         table = _table_of(plan, table_name)
@@ -79,7 +82,8 @@ def measured_rows(plan: Plan, out: str | os.PathLike[str], *, profile: str, comm
                     continue
                 rows.append({"table": table_name, "row": row_name, "scale": int(scale), "dataset": dataset,
                              "metric": metric, "value": float(value), "seed": int(seed), "run": run.name,
-                             "profile": profile, "commit": commit or "", "device": device})
+                             "profile": profile, "commit": commit or "",
+                             "device": device(run) if callable(device) else device})
     return frame(rows)
 
 
@@ -210,7 +214,8 @@ def complexity_rows(tables: Sequence[TableSpec], plan: Plan | None, out: str | o
 
 def _complexity_cells(table: TableSpec, row: str, scale: int, entry: dict[str, Any]) -> list[dict]:
     environment = entry.get("environment") or {}
-    device = f"cpu: {environment['cpu']}" if environment.get("cpu") else "cpu"
+    device = f"cpu:{environment['cpu']} ({threads_text(environment.get('torch_threads', '?'))})" \
+        if environment.get("cpu") else "cpu"
     values = {
         "params_k": None if entry.get("params") is None else entry["params"] / 1e3,
         "multiadds_g": entry.get("macs_legacy_g"),
@@ -248,6 +253,63 @@ def read_results(out: str | os.PathLike[str]) -> pd.DataFrame:
     path = Path(out) / RESULTS
     if not path.exists():
         return frame()
-    return normalise(pd.read_csv(path, dtype={c: str for c in ("table", "row", "dataset", "metric", "run",
-                                                               "profile", "commit", "device")},
-                                 keep_default_na=False, na_values={"value": [""], "seed": [""]}))
+    return read_results_file(path)
+
+
+_TEXT = ("table", "row", "dataset", "metric", "run", "profile", "commit", "device")
+_REWRITE = "write it again with `repro reproduce TABLE --out DIR` (finished runs are not trained again)"
+
+
+def read_results_file(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """A results.csv, checked line by line: a file cut off while being written, a missing column, a row
+    with too few or too many fields, an empty or non-numeric value is refused with one ReproError that
+    names the file, the line and what is wrong (never half-read into a confident result)."""
+    import csv
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ReproError(f"cannot read {path}: {exc}") from exc
+    lines = text.splitlines()
+
+    def refuse(line: int, problem: str) -> ReproError:
+        return ReproError(f"{path}, line {line}: {problem}; {_REWRITE}")
+
+    if not lines:
+        raise refuse(1, "the file is empty (no header)")
+    if not text.endswith("\n"):
+        raise refuse(len(lines), "the last row has no line end: the file was cut off while being written")
+    rows = list(csv.reader(lines))
+    header = rows[0]
+    missing = [c for c in COLUMNS if c not in header]
+    if missing:
+        raise refuse(1, f"the header lacks the column(s) {', '.join(missing)} (expected "
+                        f"{','.join(COLUMNS)})")
+    at = {c: header.index(c) for c in COLUMNS}
+    records = []
+    for number, fields in enumerate(rows[1:], start=2):
+        if not fields:
+            raise refuse(number, "an empty line")
+        if len(fields) != len(header):
+            raise refuse(number, f"{len(fields)} fields where the header has {len(header)} (a half-written "
+                                 "or damaged row)")
+        record = {c: fields[at[c]] for c in COLUMNS}
+        for column, kind, what in (("scale", int, "a whole number"), ("value", float, "a number"),
+                                   ("seed", int, "a whole number")):
+            raw = record[column]
+            if raw == "" and column == "seed":  # what depends on no seed (Bicubic, complexity)
+                record[column] = None
+                continue
+            try:
+                record[column] = kind(raw)
+            except ValueError:
+                problem = f"{column} is empty" if raw == "" else f"{column} {raw!r} is not {what}"
+                raise refuse(number, problem) from None
+        if record["value"] != record["value"] or record["value"] in (float("inf"), float("-inf")):
+            raise refuse(number, f"value {fields[at['value']]!r} is not a finite number")
+        for column in ("table", "row", "metric"):
+            if not record[column]:
+                raise refuse(number, f"{column} is empty")
+        records.append(record)
+    return frame(records)

@@ -22,7 +22,8 @@ import pandas as pd
 
 from repro.errors import ReproError
 from repro.io_utils import atomic_write_text
-from repro.results.collect import RESULTS, check_unique, frame, normalise, read_results
+from repro.metric_table import metric as metric_of
+from repro.results.collect import RESULTS, check_unique, frame, read_results, read_results_file
 
 SOURCES = ("paper", "smoke")
 MEASURED_SOURCES = ("smoke",)  # sources `update_golden` may rewrite; "paper" cells are never touched
@@ -39,12 +40,12 @@ def cell_name(key: Key) -> str:
     return f"{table}/{row}/x{scale}/{dataset or '-'}/{metric}"
 
 
-def fmt(metric: str, value: float | None) -> str:
-    """A value with the digits that matter for its metric (SSIM one more than PSNR)."""
+def fmt(name: str, value: float | None, signed: bool = False) -> str:
+    """A value with the digits a check prints for its metric (repro.metric_table: finer than any
+    tolerance; SSIM one more than PSNR)."""
     if value is None or math.isnan(value):
         return "-"
-    digits = 5 if metric == "ssim" else 4
-    return f"{value:.{digits}f}"
+    return f"{value:{'+' if signed else ''}.{metric_of(name).check_digits}f}"
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ class Check:
             return f"{cell_name(self.key)}: not measured (golden {fmt(metric, g.value)}, {g.source})"
         seeds = f", mean of {self.n_seeds} seeds" if self.n_seeds > 1 else ""
         return (f"{cell_name(self.key)}: measured {fmt(metric, self.measured)}, "
-                f"golden {fmt(metric, g.value)}, diff {self.diff:+.{5 if metric == 'ssim' else 4}f}, "
+                f"golden {fmt(metric, g.value)}, diff {fmt(metric, self.diff, signed=True)}, "
                 f"tolerance {g.tolerance:g} "
                 f"({g.source}{seeds})")
 
@@ -130,7 +131,7 @@ class Change:
     def __str__(self) -> str:
         metric = self.key[4]
         return (f"{cell_name(self.key)}: {fmt(metric, self.old)} -> {fmt(metric, self.new)} "
-                f"({self.new - self.old:+.{5 if metric == 'ssim' else 4}f})")
+                f"({fmt(metric, self.new - self.old, signed=True)})")
 
 
 # ---------------------------------------------------------------- golden files
@@ -213,13 +214,7 @@ def load_results(path: str | os.PathLike[str]) -> pd.DataFrame:
             return _bicubic_json_rows(path, json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ReproError(f"cannot read {path} as the JSON of `repro bicubic --json`: {exc}") from exc
-    if path.name == RESULTS:
-        return read_results(path.parent)
-    try:  # a results.csv under another name
-        return normalise(pd.read_csv(path, keep_default_na=False, na_values={"value": [""], "seed": [""]}))
-    except (OSError, ValueError, KeyError) as exc:
-        raise ReproError(f"cannot read {path} as a results.csv of `repro reproduce` ({exc}); pass its "
-                         "folder or the JSON of `repro bicubic --json`") from exc
+    return read_results_file(path)  # a results.csv, under its own name or another
 
 
 def combine_results(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:

@@ -18,16 +18,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from repro.formatting import number
 from repro.io_utils import atomic_write_text
+from repro.metric_table import COMPLEXITY
+from repro.metric_table import metric as metric_of
 from repro.published import published_values
-from repro.results.collect import COMPLEXITY_METRICS, normalise
+from repro.results.collect import normalise
 from repro.specs import TableSpec
 from repro.specs.base import Claim, Row
 
-DIGITS = {"psnr": 2, "ssim": 4, "params_k": 1, "multiadds_g": 1, "runtime_ms": 2}
-METRIC_LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "params_k": "Params (k)",
-                 "multiadds_g": "MultiAdds (G)", "runtime_ms": "Runtime (ms)"}
 OTHER_PAPER = "†"
 CONTROL = "‡"
 OTHER_PAPER_NOTE = "printed numbers from another paper's protocol"
@@ -89,18 +87,16 @@ def cells(table: TableSpec) -> list[tuple[str, str]]:
     """(dataset, metric) of one scale's columns: the quality cells, then the complexity ones."""
     out = [(d, m) for d in table.datasets for m in table.metrics]
     if table.complexity:
-        out += [("", m) for m in COMPLEXITY_METRICS]
+        out += [("", m) for m in COMPLEXITY]
     return out
 
 
-def _fmt(value: float | None, metric: str) -> str:
-    return number(value, DIGITS.get(metric, 2))
+def _fmt(value: float | None, name: str) -> str:
+    return metric_of(name).format(value)
 
 
-def _signed(value: float | None, metric: str) -> str:
-    if value is None or math.isnan(value):
-        return "-"
-    return f"{value:+.{DIGITS.get(metric, 2)}f}"
+def _signed(value: float | None, name: str) -> str:
+    return metric_of(name).format(value, signed=True)
 
 
 def _measured(stat: Stat | None, metric: str, seeds: int) -> str:
@@ -114,8 +110,8 @@ def _measured(stat: Stat | None, metric: str, seeds: int) -> str:
     return text
 
 
-def _header_cell(dataset: str, metric: str) -> str:
-    return " ".join([*([dataset] if dataset else []), METRIC_LABELS.get(metric, metric)])
+def _header_cell(dataset: str, name: str) -> str:
+    return " ".join([*([dataset] if dataset else []), metric_of(name).label])
 
 
 # ---------------------------------------------------------------- claims
@@ -174,7 +170,7 @@ def check_claims(table: TableSpec, results: pd.DataFrame, seeds: int) -> list[Cl
 
 def claim_sentence(table: TableSpec, check: ClaimCheck, label) -> str:
     c = check.claim
-    where = f"x{c.scale} {c.dataset} {METRIC_LABELS.get(c.metric, c.metric)}"
+    where = f"x{c.scale} {c.dataset} {metric_of(c.metric).label}"
     text = (f"{label(table.row(c.better))} over {label(table.row(c.worse))} ({where}): "
             f"printed gain {_signed(check.printed_gain, c.metric)}, ")
     if check.measured_gain is None:
@@ -251,14 +247,16 @@ class Cell:
 
 BEST = "best"
 SECOND = "second"
-RANKED_METRICS = ("psnr", "ssim")  # higher is better; the paper marks these columns
 MARKS_NOTE = ("best and second best of a column (printed and measured ranked apart, control rows left out) "
               "marked as Appendix Table I marks them: a solid underline and a wavy underline")
 
 
-def _ranks(values: dict[str, float]) -> dict[str, str]:
-    """row -> BEST / SECOND among `values` (ties share a mark)."""
-    distinct = sorted(set(values.values()), reverse=True)
+def _ranks(values: dict[str, float], name: str) -> dict[str, str]:
+    """row -> BEST / SECOND among `values`, compared as the table shows them (two cells that read the
+    same tie and share a mark)."""
+    m = metric_of(name)
+    values = {row: m.shown(v) for row, v in values.items()}
+    distinct = sorted(set(values.values()), reverse=m.higher_is_better)
     out = {}
     for row, value in values.items():
         if value == distinct[0]:
@@ -281,12 +279,13 @@ def grid(table: TableSpec, results: pd.DataFrame, seeds: int) -> Grid:
     for scale in table.scales:
         marks: dict[tuple[str, str, str], dict[str, str]] = {}
         for dataset, metric in cells(table):
-            if metric not in RANKED_METRICS:
+            if not metric_of(metric).ranked:
                 continue
             p = {r.name: v for r in ranked
                  if (v := printed(table.name, r.name, scale, dataset, metric)) is not None}
             m = {r.name: st.mean for r in ranked if (st := stats.get((r.name, scale, dataset, metric)))}
-            marks[dataset, metric, "printed"], marks[dataset, metric, "measured"] = _ranks(p), _ranks(m)
+            marks[dataset, metric, "printed"] = _ranks(p, metric)
+            marks[dataset, metric, "measured"] = _ranks(m, metric)
         header = []
         for dataset, metric in cells(table):
             head = _header_cell(dataset, metric)
@@ -312,50 +311,67 @@ def grid(table: TableSpec, results: pd.DataFrame, seeds: int) -> Grid:
 
 
 def is_marked(table: TableSpec) -> bool:
-    return any(m in RANKED_METRICS for m in table.metrics)
+    return any(metric_of(m).ranked for m in table.metrics)
 
 
-# ---------------------------------------------------------------- Markdown
-def _md(text: str) -> str:
+# ---------------------------------------------------------------- Markdown (and the report's context)
+NOT_PRINTED = "Not a table of the paper: nothing printed to compare with."
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def md_escape(text: object) -> str:
+    """Text that Markdown shows as it is (a `|` would end a table cell, `*` and `_` emphasise)."""
+    text = str(text)
     for a, b in (("\\", "\\\\"), ("|", "\\|"), ("*", "\\*"), ("_", "\\_")):
         text = text.replace(a, b)
     return text
 
 
-def _md_cell(cell: Cell) -> str:
+def md_cell(cell: Cell | dict) -> str:
+    """A cell with its mark as Markdown emphasis (a report's cell, a dict, carries its own)."""
+    if isinstance(cell, dict):
+        return cell["md"]
     return {BEST: f"**{cell.text}**", SECOND: f"*{cell.text}*"}.get(cell.mark, cell.text)
 
 
-def _md_label(row: Row) -> str:
-    return f"{_md(row.label)}{row_marks(row)} (`{row.name}`)"
+def markdown_environment(*folders: Path):
+    """A Jinja environment for Markdown templates (these and `folders`): no HTML escaping, the `md`
+    and `md_cell` filters."""
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader([*folders, TEMPLATES]), autoescape=False,
+                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+                             undefined=jinja2.StrictUndefined)
+    env.filters["md"] = md_escape
+    env.filters["md_cell"] = md_cell
+    return env
+
+
+def table_context(table: TableSpec, results: pd.DataFrame, seeds: int) -> dict:
+    """Everything a page shows of one table (the Markdown of `render_markdown`, the report's HTML and
+    Markdown): its grids of cells, footnotes, claims and the lines that explain them."""
+    with_printed = has_printed(table)
+    grids = []
+    for scale, header, lines in grid(table, results, seeds):
+        step = 3 if with_printed else 1
+        grids.append({"scale": scale, "header": header,
+                      "groups": [h.rsplit(" printed", 1)[0] for h in header[::step]],
+                      "lines": [{"label": row.label, "name": row.name, "marks": row_marks(row), "cells": line}
+                                for row, line in zip(table.rows, lines, strict=True)]})
+    checks = check_claims(table, results, seeds)
+    return {"id": table.name, "title": table.title, "provenance": provenance_line(table, results, seeds),
+            "legend": LEGEND if with_printed else NOT_PRINTED, "with_printed": with_printed,
+            "marks": is_marked(table), "marks_note": MARKS_NOTE, "grids": grids,
+            "many_scales": len(table.scales) > 1, "footnotes": footnotes(table),
+            "claims": [claim_sentence(table, c, lambda r: r.label) for c in checks],
+            "rule": f"Rule: {SPREAD_RULE}." if seeds > 1 and checks else ""}
 
 
 def render_markdown(table: TableSpec, results: pd.DataFrame, seeds: int) -> str:
     """The table as Markdown: printed, measured and their difference per cell; footnotes; claims."""
-    legend = LEGEND if has_printed(table) else "Not a table of the paper: nothing printed to compare with."
-    out = [f"# {_md(table.title)}", "", provenance_line(table, results, seeds), legend, ""]
-    if is_marked(table):
-        out += [f"Marks: {MARKS_NOTE} (here **bold** and *italic*).", ""]
-    for scale, header, lines in grid(table, results, seeds):
-        if len(table.scales) > 1:
-            out += [f"## x{scale}", ""]
-        out.append("| Row | " + " | ".join(header) + " |")
-        out.append("|---|" + "---:|" * len(header))
-        for row, line in zip(table.rows, lines, strict=True):
-            out.append(f"| {_md_label(row)} | " + " | ".join(_md_cell(c) for c in line) + " |")
-        out.append("")
-    notes = footnotes(table)
-    if notes:
-        out += [f"{mark} {_md(text)}  " for mark, text in notes]
-        out.append("")
-    checks = check_claims(table, results, seeds)
-    if checks:
-        out += ["## Claims", ""]
-        if seeds > 1:
-            out += [f"Rule: {SPREAD_RULE}.", ""]
-        out += [f"- {claim_sentence(table, c, lambda r: _md(r.label))}" for c in checks]
-        out.append("")
-    return "\n".join(out)
+    text = markdown_environment().get_template("table.md.j2").render(t=table_context(table, results, seeds),
+                                                                     level=1)
+    return text.rstrip("\n") + "\n"
 
 
 # ---------------------------------------------------------------- LaTeX

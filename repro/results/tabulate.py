@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from repro.io_utils import atomic_write_text
-from repro.plan.cost import device_name
+from repro.plan.cost import device_name, run_threads
 from repro.plan.export import plan_json
 from repro.plan.runs import Plan
 from repro.provenance import git_commit
@@ -28,7 +28,8 @@ def tabulate(plan: Plan, out: str | os.PathLike[str], *, data_root: str | None =
     returns the rows."""
     out = Path(out)
     commit = git_commit()
-    frames = [measured_rows(plan, out, profile=plan.profile, commit=commit, device=device_name(device)),
+    frames = [measured_rows(plan, out, profile=plan.profile, commit=commit,
+                            device=lambda run: device_name(device, run_threads(run.cfg))),
               bicubic_rows(plan.tables, out, data_root, commit=commit),
               complexity_rows(plan.tables, plan, out, commit=commit,
                               device="cuda" if str(device).startswith("cuda") else "cpu")]

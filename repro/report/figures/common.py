@@ -3,6 +3,11 @@ empty "not in these results" panel and the places the figures read from (data ro
 
 Figures are drawn on `matplotlib.figure.Figure` objects with the Agg canvas, never through pyplot, so
 building a report changes no global matplotlib state and leaks no open figure.
+
+Readable on a phone: a figure is one or more images ("parts") at most `PART_WIDTH_IN` wide, which the
+report shows at their natural width (96 CSS px per inch: 346 px, inside a 390 px phone's margins) side
+by side on a wide screen and stacked on a narrow one; no text is smaller than `MIN_FONT_PT` (7 pt = 9.3
+CSS px there). `save` refuses a figure that breaks either rule.
 """
 
 from __future__ import annotations
@@ -26,8 +31,12 @@ if TYPE_CHECKING:
 
     from repro.report.inputs import ReportInputs
 
-DPI = 110  # 8.2 in wide -> 900 px: the width the report shows figures at
-WIDTH_IN = 8.2
+PART_WIDTH_IN = 3.6  # one image of a figure, shown at 3.6 x 96 = 346 CSS px
+CSS_PX_PER_IN = 96
+DPI = 200  # PNG pixels per inch: sharp on high-density screens (about 2 image pixels per CSS pixel)
+MIN_FONT_PT = 7.0  # 7 pt at 96 px per inch: 9.3 CSS px
+FONT = 8.0  # labels, legends
+TITLE_FONT = 8.5
 FETCH_HINT = "fetch it with `repro data fetch benchmark` or set REPRO_DATA"
 ABSENT = "not in these results"
 
@@ -43,6 +52,9 @@ class Figure:
     pdf: Path | None
     missing: str | None = None
     notes: tuple[str, ...] = ()
+    group: str = ""  # the figure this image is a part of (its first part's key); "" for a whole figure
+    group_title: str = ""  # that figure's title (then `title` is the part's)
+    width_px: int = 0  # CSS pixels the report shows it at
 
 
 def new_figure(width: float, height: float) -> MplFigure:
@@ -63,14 +75,35 @@ def _atomic_save(fig: MplFigure, path: Path, fmt: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def check_readable(fig: MplFigure) -> None:
+    """Refuse a figure wider than a part or with text smaller than MIN_FONT_PT (a bug of its builder)."""
+    from matplotlib.text import Text
+
+    width = fig.get_figwidth()
+    if width > PART_WIDTH_IN + 1e-6:
+        raise ValueError(f"figure {width:.2f} in wide: at most {PART_WIDTH_IN} in, to be read on a phone")
+    small = sorted({f"{t.get_text()[:20]!r} {t.get_fontsize():g} pt" for t in fig.findobj(Text)
+                    if t.get_text().strip() and t.get_visible() and t.get_fontsize() < MIN_FONT_PT - 1e-6})
+    if small:
+        raise ValueError(f"text under {MIN_FONT_PT:g} pt: {', '.join(small[:5])}")
+
+
 def save(fig: MplFigure, folder: Path, key: str, title: str, caption: str,
-         notes: tuple[str, ...] | list[str] = ()) -> Figure:
-    """Write `fig` as `<key>.png` and `<key>.pdf` under `folder` and describe it."""
+         notes: tuple[str, ...] | list[str] = (), group: str = "", group_title: str = "") -> Figure:
+    """Write `fig` as `<key>.png` and `<key>.pdf` under `folder` and describe it (a part of figure `group`
+    titled `group_title`, when it is one of several images)."""
+    check_readable(fig)
     folder.mkdir(parents=True, exist_ok=True)
     png, pdf = folder / f"{key}.png", folder / f"{key}.pdf"
     _atomic_save(fig, png, "png")
     _atomic_save(fig, pdf, "pdf")  # no fig.clear(): without pyplot nothing holds it, and clearing is slow
-    return Figure(key, title, caption, png, pdf, None, tuple(notes))
+    return Figure(key, title, caption, png, pdf, None, tuple(notes), group, group_title,
+                  round(fig.get_figwidth() * CSS_PX_PER_IN))
+
+
+def part_key(key: str, i: int) -> str:
+    """The file key of a figure's i-th image (1-based): `key`, `key-2`, ..."""
+    return key if i == 1 else f"{key}-{i}"
 
 
 def missing(key: str, title: str, caption: str, reason: str,
@@ -86,7 +119,7 @@ def empty_panel(ax: Axes, text: str = ABSENT) -> None:
     ax.set_facecolor("#f4f4f4")
     for spine in ax.spines.values():
         spine.set_color("#bbbbbb")
-    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=8, color="#555555", wrap=True,
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=FONT, color="#555555", wrap=True,
             transform=ax.transAxes)
 
 

@@ -8,6 +8,7 @@ image the crop figure draws, at LR size (one screen pixel block per LR pixel).
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,14 +16,17 @@ import numpy as np
 
 from repro.imaging import rgb_to_y
 from repro.report.figures.common import (
-    WIDTH_IN,
+    FONT,
+    PART_WIDTH_IN,
+    TITLE_FONT,
     Figure,
-    empty_panel,
     image_panel,
     load_network,
     missing,
     new_figure,
+    part_key,
     save,
+    short_run,
     torch_threads,
 )
 from repro.report.figures.crops import Region, drawable_regions, nothing_drawn
@@ -68,43 +72,107 @@ def compact_image(net: nn.Module, hr: np.ndarray, in_channels: int) -> np.ndarra
 
 
 def _compacts(inputs: ReportInputs, region: Region, pair: ImagePair,
-              box: tuple[int, int, int, int]) -> list[tuple[str, np.ndarray | None, str]]:
-    """Per teacher: (label, compact image or None, run name or the reason it is absent)."""
+              box: tuple[int, int, int, int]) -> list[tuple[str, np.ndarray | None, object]]:
+    """Per teacher: (label, compact image or None, its run or the reason it is absent)."""
     t, b, l, r = box
     s = region.scale
     hr = np.ascontiguousarray(pair.hr[t * s:b * s, l * s:r * s])
-    out = []
+    out: list[tuple[str, np.ndarray | None, object]] = []
     for role, label in TEACHERS:
         run = inputs.run_for(role, scale=s)
         if run is None or not run.has_model:
-            out.append((label, None, "not in these results"))
+            out.append((label, None, ABSENT[role]))
             continue
         net, channels = load_network(str(run.folder))
         with torch_threads():
-            out.append((label, compact_image(net, hr, channels), run.name))
+            out.append((label, compact_image(net, hr, channels), run))
     return out
 
 
-def display_range(img: np.ndarray) -> tuple[float, float, str]:
-    """(low, high, what the reader must know) of the grey scale a compact image is shown on.
+ABSENT = {"dssd_teacher": "not in these results (`repro reproduce table3` or `quickstart` trains one)",
+          "pisr_teacher": "not in these results (`repro reproduce table4` trains one)"}
+
+
+def display_range(img: np.ndarray) -> tuple[float, float, float]:
+    """(low, high, share of pixels outside 0..255) of the grey scale a compact image is shown on.
 
     On 0..255 like the LR image beside it, unless more than STRETCH_ABOVE of its pixels fall outside
-    (a teacher trained briefly, as in the smoke profile): it is then stretched to its own 0.5-99.5th
+    (a teacher trained briefly, as in the quickstart): it is then stretched to its own 0.5-99.5th
     percentiles, so its structure stays visible, and the label says so.
     """
     outside = float(np.mean((img < 0) | (img > 255)))
     if outside <= STRETCH_ABOVE:
-        return 0.0, 255.0, f"{outside:.1%} of pixels outside 0..255, shown clipped" if outside else ""
+        return 0.0, 255.0, outside
     low, high = (float(v) for v in np.percentile(img, [0.5, 99.5]))
-    high = max(high, low + 1.0)
-    return low, high, f"{outside:.0%} outside 0..255,\nshown stretched to {low:.0f}..{high:.0f}"
+    return low, max(high, low + 1.0), outside
 
 
-def build(inputs: ReportInputs, folder: Path) -> Figure:
-    caption = ("Top: the bicubic LR image (Y) the student sees, and the LR-size images the DSSD teacher "
-               "(X'', its HFRM applied twice to HR) and the PISR teacher (its encoder) make from HR. "
-               "Bottom: their difference from the bicubic LR, in grey levels, on one shared colour "
-               f"scale (clipped at the {CLIP_PERCENTILE:g}th percentile of |difference|).")
+def why_outside(label: str, run, outside: float) -> str:
+    """What it means that a teacher's compact image leaves the grey range, for this run, and what a
+    teacher trained at paper scale should show."""
+    settings = run.settings
+    loss, optim = settings.get("loss", {}), settings.get("optim", {})
+    iterations = (run.done or {}).get("iterations") or \
+        optim.get("epochs", 0) * optim.get("iters_per_epoch", 0)
+    pisr = "PISR" in label
+    weight = loss.get("pisr") if pisr else loss.get("deep_supervision")
+    term = "its encoder loss L1(encoder output, LR)" if pisr else "the deep-supervision terms z_Fre (Eq. 13)"
+    return (f"{label}: {outside:.0%} of its pixels lie outside 0..255 (shown stretched, on its own grey "
+            f"scale). Only {term}, weighted {weight:g}, pull it towards the bicubic LR, and this teacher "
+            f"trained {iterations:,} iterations: the reconstruction loss dominates, and the compact image is "
+            "still whatever code the backbone decodes best, not yet an image. A teacher trained at paper "
+            "scale (`--profile paper`, 1M iterations) should keep it close to the bicubic LR: few pixels "
+            "outside 0..255, and a difference panel of fine detail (edges, texture) on a flat background, "
+            "as the paper's Figure 5.")
+
+
+def _lr_part(lr_y: np.ndarray, region: Region):
+    h_img = (PART_WIDTH_IN / 2 - 0.1) * lr_y.shape[0] / lr_y.shape[1]
+    height = h_img + 0.55
+    fig = new_figure(PART_WIDTH_IN, height)
+    ax = fig.add_axes((0.03, 0.3 / height, (PART_WIDTH_IN / 2 - 0.1) / PART_WIDTH_IN, h_img / height))
+    image_panel(ax)
+    ax.imshow(lr_y, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    ax.set_title("bicubic LR (Y)", fontsize=TITLE_FONT, pad=3)
+    ax.set_xlabel(f"{region.set} {region.image}, LR x{region.scale}", fontsize=FONT, labelpad=2)
+    fig.text(0.53, 0.5, "The student sees this.\n\nNext: each teacher's\ncompact image of the HR\n"
+             "beside its difference\nfrom this one:\nred brighter, blue darker\n(grey levels of Y; the LR\n"
+             "image spans 0..255).", fontsize=FONT, va="center")
+    return fig
+
+
+def _teacher_part(label: str, img: np.ndarray, diff: np.ndarray, vmax: float, origin: str):
+    low, high, outside = display_range(img)
+    side = (PART_WIDTH_IN - 0.2) / 2
+    h_img = side * img.shape[0] / img.shape[1]
+    height = h_img + 1.25
+    fig = new_figure(PART_WIDTH_IN, height)
+    y = 0.85 / height
+    top = fig.add_axes((0.05 / PART_WIDTH_IN, y, side / PART_WIDTH_IN, h_img / height))
+    image_panel(top)
+    top.imshow(img, cmap="gray", vmin=low, vmax=high, interpolation="nearest")
+    top.set_title(label, fontsize=TITLE_FONT, pad=3)
+    top.set_xlabel("0..255" if high == 255.0 and low == 0.0 else
+                   f"{outside:.0%} outside 0..255,\nstretched to {low:.0f}..{high:.0f}", fontsize=FONT,
+                   labelpad=2)
+    bottom = fig.add_axes(((0.15 + side) / PART_WIDTH_IN, y, side / PART_WIDTH_IN, h_img / height))
+    image_panel(bottom)
+    image = bottom.imshow(diff, cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
+    bottom.set_title("minus bicubic LR", fontsize=TITLE_FONT, pad=3)
+    bottom.set_xlabel(f"mean |difference| {float(np.mean(np.abs(diff))):.2f}", fontsize=FONT, labelpad=2)
+    bar = fig.colorbar(image, cax=fig.add_axes((0.25 / PART_WIDTH_IN, 0.3 / height, 0.9 - 0.25 /
+                                                PART_WIDTH_IN, 0.08 / height)),
+                       orientation="horizontal", extend="both")
+    bar.ax.tick_params(labelsize=FONT, pad=1)
+    bar.set_label(f"grey levels ({origin})", fontsize=FONT, labelpad=1)
+    return fig, outside
+
+
+def build(inputs: ReportInputs, folder: Path) -> Figure | list[Figure]:
+    caption = ("The bicubic LR image (Y) the student sees, and the LR-size images the DSSD teacher "
+               "(X'', its HFRM applied twice to HR) and the PISR teacher (its encoder) make from HR, each "
+               "beside its difference from the bicubic LR in grey levels, on one shared colour scale "
+               f"(clipped at the {CLIP_PERCENTILE:g}th percentile of |difference|).")
     found, notes = drawable_regions(inputs)
     if not found:
         return missing(KEY, TITLE, caption, f"no test image to draw on: {nothing_drawn(inputs, notes)}")
@@ -119,45 +187,18 @@ def build(inputs: ReportInputs, folder: Path) -> Figure:
     diffs = [None if img is None else img - lr_y for _, img, _ in teachers]
     spread = np.concatenate([np.abs(d).ravel() for d in diffs if d is not None])
     vmax = max(float(np.percentile(spread, CLIP_PERCENTILE)), 1.0)
-
-    fig = new_figure(WIDTH_IN, 6.3)
-    grid = fig.add_gridspec(2, 4, width_ratios=[1, 1, 1, 0.05], left=0.01, right=0.9, top=0.93,
-                            bottom=0.09, wspace=0.06, hspace=0.22)
-    ax = fig.add_subplot(grid[0, 0])
-    image_panel(ax)
-    ax.imshow(lr_y, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-    ax.set_title("bicubic LR (Y)", fontsize=9)
-    ax.set_xlabel(f"{region.set} {region.image}, LR x{region.scale}", fontsize=8)
-    legend = fig.add_subplot(grid[1, 0])
-    legend.axis("off")
-    legend.text(0.02, 0.5, "difference from\nthe bicubic LR:\n\nred: brighter\nblue: darker\n\n"
-                "(grey levels of Y: the\nLR image spans 0..255)", fontsize=8.5, va="center",
-                transform=legend.transAxes)
+    figs = [save(_lr_part(lr_y, region), folder, KEY, "bicubic LR", caption, notes, group=KEY,
+                 group_title=TITLE)]
     summary = []
-    image = None
-    for c, ((label, img, origin), diff) in enumerate(zip(teachers, diffs, strict=True), start=1):
-        top, bottom = fig.add_subplot(grid[0, c]), fig.add_subplot(grid[1, c])
-        top.set_title(label, fontsize=9)
+    for (label, img, run), diff in zip(teachers, diffs, strict=True):
         if img is None or diff is None:
-            for ax, text in ((top, f"{label}:\n{origin}"), (bottom, origin)):
-                empty_panel(ax, text)
-                ax.set_box_aspect(lr_y.shape[0] / lr_y.shape[1])  # as the image panels beside it
-            notes.append(f"{label}: {origin} (empty panels)")
+            notes.append(f"{label}: {run}")
             continue
-        image_panel(top)
-        low, high, how = display_range(img)
-        top.imshow(img, cmap="gray", vmin=low, vmax=high, interpolation="nearest")
-        top.set_xlabel(origin + (f"\n{how}" if how else ""), fontsize=7)
-        if "stretched" in how:
-            notes.append(f"{label}: {how.replace(chr(10), ' ')} (its grey scale differs from the LR's)")
-        image_panel(bottom)
-        image = bottom.imshow(diff, cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
-        mean_abs = float(np.mean(np.abs(diff)))
-        bottom.set_xlabel(f"mean |difference| = {mean_abs:.2f}", fontsize=8)
-        summary.append(f"{label}: {mean_abs:.2f}")
-    if image is not None:
-        bar = fig.colorbar(image, cax=fig.add_subplot(grid[1, 3]), extend="both")
-        bar.ax.tick_params(labelsize=7)
-        bar.set_label("grey levels", fontsize=8)
+        fig, outside = _teacher_part(label, img, diff, vmax, short_run(run.name))
+        if outside > STRETCH_ABOVE:
+            notes.append(why_outside(label, run, outside))
+        summary.append(f"{label}: {float(np.mean(np.abs(diff))):.2f}")
+        figs.append(save(fig, folder, part_key(KEY, len(figs) + 1), label, caption, notes, group=KEY,
+                         group_title=TITLE))
     caption += f" Mean |difference| (grey levels): {'; '.join(summary)}."
-    return save(fig, folder, KEY, TITLE, caption, notes)
+    return [dataclasses.replace(f, caption=caption, notes=tuple(notes)) for f in figs]

@@ -26,13 +26,15 @@ from repro.imaging import imresize, rgb_to_y, rgb_to_ycbcr, ycbcr_to_rgb
 from repro.paths import project_file
 from repro.report.figures.common import (
     FETCH_HINT,
-    WIDTH_IN,
+    FONT,
+    PART_WIDTH_IN,
+    TITLE_FONT,
     Figure,
-    empty_panel,
     image_panel,
     load_network,
     missing,
     new_figure,
+    part_key,
     root_of,
     save,
     set_missing,
@@ -235,42 +237,54 @@ def panel_values(inputs: ReportInputs, region: Region,
     return panels
 
 
-def build(inputs: ReportInputs, folder: Path) -> Figure:
+ABSENT_HINT = {"pisr_student": "`repro reproduce table4` trains it", "fsrcnn_alone": "any table trains it",
+               "dssd_student": "`repro reproduce table3` (or `quickstart`) trains it"}
+
+
+def _draw(region: Region, panels: list, columns: list[tuple[int, str]]):
+    """One region as one phone-wide image: its crops side by side, each panel's PSNR under it (the best
+    in bold; equal shown values tie)."""
+    ncol = len(columns)
+    gap, side_margin, top_title, col_title, label = 0.04, 0.04, 0.22, 0.30, 0.22
+    panel = (PART_WIDTH_IN - 2 * side_margin - (ncol - 1) * gap) / ncol
+    height = top_title + col_title + panel + label + 0.04
+    fig = new_figure(PART_WIDTH_IN, height)
+    fig.text(0.5, 1 - 0.05 / height, region.label.replace("\n", ": "), ha="center", va="top",
+             fontsize=TITLE_FONT, fontweight="bold")
+    scores = [p[1] for i, p in enumerate(panels[:-1]) if p is not None and any(i == c for c, _ in columns)]
+    best = round(max(scores), 2) if scores else None
+    for j, (c, name) in enumerate(columns):
+        x = side_margin + j * (panel + gap)
+        ax = fig.add_axes((x / PART_WIDTH_IN, (label + 0.04) / height, panel / PART_WIDTH_IN, panel / height))
+        ax.set_title(name, fontsize=FONT, pad=2, linespacing=1.0)
+        img, score = panels[c]
+        image_panel(ax)
+        ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
+        last = c == len(panels) - 1
+        text = "HR" if last else f"{score:.2f} dB"
+        ax.set_xlabel(text, fontsize=FONT, labelpad=2,
+                      fontweight="bold" if not last and round(score, 2) == best else "normal")
+    return fig
+
+
+def build(inputs: ReportInputs, folder: Path) -> Figure | list[Figure]:
     caption = ("x4 crops: MATLAB bicubic, FSRCNN trained alone (FSRCNN*), the PISR and DSSD students "
                "(seed 0 of these results) and the HR image. The number under each panel is its PSNR on Y "
-               "over that crop only (dB; the best in bold), not the test set's mean.")
+               "over that crop only (dB; the best in bold, equal values both), not the test set's mean.")
     found, notes = drawable_regions(inputs)
     if not found:
         return missing(KEY, TITLE, caption, f"no region could be drawn: {nothing_drawn(inputs, notes)}")
     rows = [(region, panel_values(inputs, region, pair)) for region, pair in found]
-    absent = [name for i, (name, role) in enumerate(COLUMNS) if role and all(p[i] is None for _, p in rows)]
-    if absent:
-        notes.append(f"{', '.join(absent)}: no such run in these results (empty panels)")
-
-    ncol, nrow = len(COLUMNS), len(rows)
-    panel = (WIDTH_IN - 1.0) / ncol
-    fig = new_figure(WIDTH_IN, nrow * (panel + 0.32) + 0.35)
-    grid = fig.add_gridspec(nrow, ncol, left=1.0 / WIDTH_IN, right=0.995, top=1 - 0.3 / fig.get_figheight(),
-                            bottom=0.02, wspace=0.04, hspace=0.16)
-    for r, (region, panels) in enumerate(rows):
-        scores = [p[1] for p in panels[:-1] if p is not None]
-        best = max(scores) if scores else None
-        for c, (name, _) in enumerate(COLUMNS):
-            ax = fig.add_subplot(grid[r, c])
-            if r == 0:
-                ax.set_title(name, fontsize=9)
-            if c == 0:
-                ax.set_ylabel(region.label, fontsize=8)
-            item = panels[c]
-            if item is None:
-                empty_panel(ax)
-                ax.set_box_aspect(1)  # as tall as the image panels beside it
-                ax.set_xlabel(" ", fontsize=8)
-                continue
-            img, score = item
-            image_panel(ax)
-            ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
-            text = "HR" if c == ncol - 1 else f"{score:.2f} dB"
-            ax.set_xlabel(text, fontsize=8, labelpad=2, fontweight="bold" if score == best else "normal")
-    where = ", ".join(f"{reg.set} {reg.image} (x={reg.x}, y={reg.y}, {reg.size} px)" for reg, _ in rows)
-    return save(fig, folder, KEY, TITLE, f"{caption} Regions: {where}.", notes)
+    columns = []
+    for i, (name, role) in enumerate(COLUMNS):
+        if role and all(p[i] is None for _, p in rows):
+            notes.append(f"{name}: not in these results ({ABSENT_HINT.get(role, 'not trained here')})")
+            continue
+        columns.append((i, name.replace(" student", "\nstudent")))
+    figs = []
+    for n, (region, panels) in enumerate(rows, start=1):
+        kept = [(c, name) for c, name in columns if panels[c] is not None]
+        where = f"{region.set} {region.image} (x={region.x}, y={region.y}, {region.size} px)"
+        figs.append(save(_draw(region, panels, kept), folder, part_key(KEY, n), where, caption, notes,
+                         group=KEY, group_title=TITLE))
+    return figs

@@ -3,7 +3,7 @@
 Loss terms are on a log axis (they shrink by orders of magnitude); a term that is always negative (the
 VID term is a negative log-likelihood bound) is drawn negated and labelled so, and a panel whose terms
 change sign switches to a symmetric-log axis. Validation PSNR (`val_psnr_<set>`) goes on a twin axis.
-Many runs (a smoke `reproduce all` has ~64) are split into figures of at most PER_FIGURE panels.
+Runs are drawn four to an image (two by two, phone-wide); a smoke `reproduce all` (~64 runs) makes 16.
 """
 
 from __future__ import annotations
@@ -18,7 +18,18 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 
-from repro.report.figures.common import WIDTH_IN, Figure, empty_panel, missing, new_figure, save, short_run
+from repro.report.figures.common import (
+    FONT,
+    MIN_FONT_PT,
+    PART_WIDTH_IN,
+    Figure,
+    empty_panel,
+    missing,
+    new_figure,
+    part_key,
+    save,
+    short_run,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -26,7 +37,7 @@ if TYPE_CHECKING:
     from repro.report.inputs import ReportInputs, Run
 
 KEY, TITLE = "curves", "Training curves"
-PER_FIGURE, COLS = 16, 4
+PER_PART, COLS = 4, 2
 NOT_LOSS = {"iteration", "lr", "data_wait", "it_per_s", "seconds", "epoch"}
 KIND_ORDER = {"teacher": 0, "student": 1, "baseline": 2}
 COLOURS = {"loss": "black", "recon": "tab:blue", "vid": "tab:purple", "z_fre_1": "tab:orange",
@@ -79,7 +90,7 @@ def _panel(ax: Axes, run: Run, used: list[str], extra: dict[str, str], seen: dic
     title = f"{short_run(run.name)} ({run.kind or '?'})"
     more = f" +{len(used) - 1}" if len(used) > 1 else ""
     title += f"\n{used[0]}{more}" if used else "\n(no table row uses it)"
-    ax.set_title(title, fontsize=7, pad=3)
+    ax.set_title(title, fontsize=MIN_FONT_PT, pad=3)
     df = run.metrics()
     if df.empty or "iteration" not in df.columns:
         empty_panel(ax, "no metrics.csv\n(not trained here?)")
@@ -104,14 +115,15 @@ def _panel(ax: Axes, run: Run, used: list[str], extra: dict[str, str], seen: dic
                 zorder=3 if total else 2, color=_colour(term, extra), label=label)
         seen.setdefault(label, _colour(term, extra))
     if zero:
-        ax.text(0.03, 0.03, f"0 throughout: {', '.join(zero)}", transform=ax.transAxes, fontsize=6,
+        ax.text(0.03, 0.03, f"0 throughout: {', '.join(zero)}", transform=ax.transAxes, fontsize=MIN_FONT_PT,
                 color="dimgray", zorder=5, bbox={"fc": "white", "ec": "none", "alpha": 0.8, "pad": 1})
     if all(signs):
         _log_axis(ax)
     else:
         ax.set_yscale("symlog", linthresh=1e-3)
-    ax.tick_params(which="both", labelsize=6, pad=1)
-    ax.xaxis.get_offset_text().set_fontsize(6)
+    ax.tick_params(which="both", labelsize=MIN_FONT_PT, pad=1)
+    ax.xaxis.get_offset_text().set_fontsize(MIN_FONT_PT)
+    ax.xaxis.set_major_locator(MaxNLocator(3))
     ax.grid(True, which="major", lw=0.3, alpha=0.5)
     points = [(c[len("val_psnr_"):], df[c].to_numpy(dtype=float)) for c in val]
     points = [(c, v) for c, v in points if np.isfinite(v).any()]
@@ -121,10 +133,10 @@ def _panel(ax: Axes, run: Run, used: list[str], extra: dict[str, str], seen: dic
             ok = np.isfinite(v)
             twin.plot(it[ok], v[ok], ls="--", marker="o", ms=2.5, lw=0.8, color=VAL_COLOUR)
             seen.setdefault(f"validation PSNR (dB, right axis): {name}", VAL_COLOUR)
-        twin.tick_params(labelsize=6, pad=1, colors="dimgray")
+        twin.tick_params(labelsize=MIN_FONT_PT, pad=1, colors="dimgray")
     elif points:  # validated once (at the end): a number says it better than a lone dot on a second axis
         text = ", ".join(f"{name} {v[np.isfinite(v)][0]:.2f} dB" for name, v in points)
-        ax.set_title(f"{title}\nvalidation: {text}", fontsize=7, pad=3)
+        ax.set_title(f"{title}\nval. {text}", fontsize=MIN_FONT_PT, pad=3)
 
 
 def _tick(value: float, _pos: object = None) -> str:
@@ -145,35 +157,40 @@ def _log_axis(ax: Axes) -> None:
     ax.yaxis.set_major_formatter(FuncFormatter(_tick))
 
 
-def _figure(inputs: ReportInputs, runs: list[Run], used: dict[str, list[str]], part: int, parts: int,
-            folder: Path) -> Figure:
+def _part(runs: list[Run], used: dict[str, list[str]], part: int, parts: int, folder: Path) -> Figure:
     n = len(runs)
     cols = min(COLS, n)
     nrow = math.ceil(n / cols)
-    fig = new_figure(WIDTH_IN, 2.1 * nrow + 0.85)
-    height = fig.get_figheight()
-    grid = fig.add_gridspec(nrow, cols, left=0.06, right=0.95, top=1 - 0.5 / height, bottom=0.7 / height,
-                            wspace=0.45, hspace=0.75)
     seen: dict[str, str] = {}
     extra: dict[str, str] = {}
+    for run in runs:  # the legend's entries first: its height sets the bottom margin
+        _panel(new_figure(1, 1).add_subplot(), run, [], extra, seen)
+    legend_in = 0.2 * math.ceil(len(seen) / 3) + 0.45
+    fig = new_figure(PART_WIDTH_IN, 2.0 * nrow + 0.55 + legend_in)
+    height = fig.get_figheight()
+    grid = fig.add_gridspec(nrow, cols, left=0.14, right=0.97 if cols > 1 else 0.9, top=1 - 0.6 / height,
+                            bottom=legend_in / height, wspace=0.55, hspace=0.8)
+    seen.clear()
     for i, run in enumerate(runs):
         ax = fig.add_subplot(grid[i // cols, i % cols])
         _panel(ax, run, used.get(run.name, []), extra, seen)
         if i // cols == nrow - 1 or i + cols >= n:
-            ax.set_xlabel("iteration", fontsize=7, labelpad=1)
+            ax.set_xlabel("iteration", fontsize=FONT, labelpad=1)
     handles = [Line2D([], [], color=c, lw=1.2, ls="--" if c in (VAL_COLOUR, COLOURS["loss"]) else "-",
                       marker="o" if c == VAL_COLOUR else None, ms=3) for c in seen.values()]
-    fig.legend(handles, list(seen), loc="lower center", ncol=min(5, max(1, len(seen))), fontsize=7,
-               frameon=False, bbox_to_anchor=(0.5, 0.0), handlelength=1.8, columnspacing=1.2)
-    key = KEY if part == 1 else f"{KEY}-{part}"
-    title = TITLE if parts == 1 else f"{TITLE} ({part}/{parts})"
+    fig.legend(handles, [_wrap(label) for label in seen], loc="lower center", ncol=min(3, max(1, len(seen))),
+               fontsize=FONT, frameon=False, bbox_to_anchor=(0.5, 0.0), handlelength=1.6, columnspacing=1.0)
     kinds = sorted({r.kind for r in runs}, key=lambda k: KIND_ORDER.get(k, 3))
-    caption = (f"Loss terms (log axis) of {n} run(s) ({', '.join(kinds)}) against iteration, as logged in "
-               "each run's metrics.csv; validation PSNR on a right axis where measured more than once, as "
-               "a number where measured once. A term "
-               "marked − is negative and drawn negated. Titles: network, scale, run hash, kind, and the "
-               "table row the run measures (+n: more rows share it).")
-    return save(fig, folder, key, title, caption)
+    caption = ("Loss terms (log axis) of every run against iteration, as logged in each run's metrics.csv; "
+               "validation PSNR on a right axis where measured more than once, as a number where measured "
+               "once. A term marked − is negative and drawn negated. Titles: network, scale, run hash, kind, "
+               "and the table row the run measures (+n: more rows share it).")
+    return save(fig, folder, part_key(KEY, part), f"{', '.join(kinds)} ({part}/{parts})", caption,
+                group=KEY, group_title=TITLE)
+
+
+def _wrap(label: str) -> str:
+    return label.replace(" (dB, right axis): ", "\n(dB, right): ")
 
 
 def build(inputs: ReportInputs, folder: Path) -> list[Figure]:
@@ -182,7 +199,5 @@ def build(inputs: ReportInputs, folder: Path) -> list[Figure]:
         return [missing(KEY, TITLE, "Training curves of every run.", f"no run folders under "
                         f"{inputs.folder / 'runs'}: nothing was trained into these results")]
     used = rows_using(inputs)
-    parts = math.ceil(len(runs) / PER_FIGURE)
-    size = math.ceil(len(runs) / parts)  # balanced: 20 runs make two figures of 10, not 16 and 4
-    chunks = [runs[i:i + size] for i in range(0, len(runs), size)]
-    return [_figure(inputs, chunk, used, i, len(chunks), folder) for i, chunk in enumerate(chunks, start=1)]
+    chunks = [runs[i:i + PER_PART] for i in range(0, len(runs), PER_PART)]
+    return [_part(chunk, used, i, len(chunks), folder) for i, chunk in enumerate(chunks, start=1)]

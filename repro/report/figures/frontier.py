@@ -16,7 +16,17 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import LogLocator, NullLocator
 
 from repro.published import published_values
-from repro.report.figures.common import WIDTH_IN, Figure, missing, new_figure, save
+from repro.report.figures.common import (
+    FONT,
+    MIN_FONT_PT,
+    PART_WIDTH_IN,
+    TITLE_FONT,
+    Figure,
+    missing,
+    new_figure,
+    part_key,
+    save,
+)
 from repro.specs import get_table
 
 if TYPE_CHECKING:
@@ -61,12 +71,12 @@ def _panel(ax: Axes, rows: list[str], styles: dict[str, tuple[str, str]], scale:
     ax.set_xscale("log")
     ax.xaxis.set_major_locator(LogLocator(numticks=5))
     ax.xaxis.set_minor_locator(NullLocator())  # minor log ticks: many artists, slow to draw, no help here
-    ax.tick_params(labelsize=6.5, pad=1)
+    ax.tick_params(labelsize=MIN_FONT_PT, pad=1)
     ax.grid(True, which="major", lw=0.3, alpha=0.5)
-    ax.set_title(f"x{scale} {dataset}", fontsize=8, pad=2)
+    ax.set_title(f"x{scale} {dataset}", fontsize=TITLE_FONT, pad=2)
 
 
-def build(inputs: ReportInputs, folder: Path) -> Figure:
+def build(inputs: ReportInputs, folder: Path) -> Figure | list[Figure]:
     spec = get_table(TABLE)
     pub = published_values()
     pub = pub[pub["table"] == TABLE].copy()
@@ -84,34 +94,42 @@ def build(inputs: ReportInputs, folder: Path) -> Figure:
         return missing(KEY, TITLE, caption, "tables/published/published_values.csv holds no MultiAdds for "
                        "appendix1: restore it from the repository")
     notes = []
-    if not any(k[0] in rows for k in measured[0]):
-        notes.append("nothing of Appendix Table I was measured in these results: only the printed points "
-                     "are drawn (run `repro reproduce appendix1` to add measured ones)")
+    measured_scales = [s for s in spec.scales if any(k[0] in rows and k[1] == s for k in measured[0])]
+    if not measured_scales:
+        return missing(KEY, TITLE, caption, "nothing of Appendix Table I is measured in these results "
+                       "(`repro reproduce appendix1` measures it); the printed points alone are the paper's")
     no_adds = sorted({f"{r} x{s}" for (r, s, _) in measured[0] if r in rows and (r, s) not in measured[1]})
     if no_adds:
         notes.append(f"measured PSNR without a measured MultiAdds, not drawn: {', '.join(no_adds)}")
     # colour and marker per network: the four FSRCNN-sized ones overlap at 6 G, shapes tell them apart
     styles = {row: (PALETTE[i % len(PALETTE)], MARKERS[i % len(MARKERS)]) for i, row in enumerate(rows)}
-    scales, datasets = list(spec.scales), list(spec.datasets)
-
-    fig = new_figure(WIDTH_IN, 2.05 * len(scales) + 1.0)
-    height = fig.get_figheight()
-    grid = fig.add_gridspec(len(scales), len(datasets), left=0.075, right=0.99, top=1 - 0.3 / height,
-                            bottom=0.95 / height, wspace=0.28, hspace=0.38)
-    for i, scale in enumerate(scales):
+    datasets = list(spec.datasets)
+    figs = []
+    for scale in measured_scales:  # one phone-wide image per scale, its test sets two by two
+        cols = 2
+        nrow = -(-len(datasets) // cols)
+        fig = new_figure(PART_WIDTH_IN, 1.75 * nrow + 0.3)
+        height = fig.get_figheight()
+        grid = fig.add_gridspec(nrow, cols, left=0.15, right=0.98, top=1 - 0.25 / height,
+                                bottom=0.42 / height, wspace=0.38, hspace=0.55)
         for j, dataset in enumerate(datasets):
-            ax = fig.add_subplot(grid[i, j])
+            ax = fig.add_subplot(grid[j // cols, j % cols])
             _panel(ax, rows, styles, scale, dataset, printed, measured)
-            if j == 0:
-                ax.set_ylabel("PSNR (dB)", fontsize=7.5, labelpad=1)
-            if i == len(scales) - 1:
-                ax.set_xlabel("MultiAdds (G)", fontsize=7.5, labelpad=1)
+            if j % cols == 0:
+                ax.set_ylabel("PSNR (dB)", fontsize=FONT, labelpad=1)
+            if j // cols == nrow - 1:
+                ax.set_xlabel("MultiAdds (G)", fontsize=FONT, labelpad=1)
+        figs.append(save(fig, folder, part_key(KEY, len(figs) + 1), f"x{scale}", caption, notes, group=KEY,
+                         group_title=TITLE))
     handles = [Line2D([], [], ls="", marker=styles[r][1], color=styles[r][0], ms=5) for r in rows]
     labels = list(rows)
     handles += [Line2D([], [], ls="", marker="o", mfc="white", mec="0.3", ms=5),
                 Line2D([], [], ls="", marker="o", color="0.3", ms=5),
                 Line2D([], [], color="0.55", ls="--", lw=0.8), Line2D([], [], color="0.55", ls=":", lw=0.8)]
     labels += ["printed", "measured", "Bicubic printed", "Bicubic measured"]
-    fig.legend(handles, labels, loc="lower center", ncol=8, fontsize=7, frameon=False,
-               bbox_to_anchor=(0.5, 0.0), handletextpad=0.3, columnspacing=1.0)
-    return save(fig, folder, KEY, TITLE, caption, notes)
+    fig = new_figure(PART_WIDTH_IN, 0.22 * -(-len(labels) // 3) + 0.15)
+    fig.legend(handles, labels, loc="center", ncol=3, fontsize=FONT, frameon=False, handletextpad=0.3,
+               columnspacing=1.0)
+    figs.append(save(fig, folder, part_key(KEY, len(figs) + 1), "legend", caption, notes, group=KEY,
+                     group_title=TITLE))
+    return figs

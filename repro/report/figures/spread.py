@@ -15,7 +15,17 @@ import numpy as np
 import pandas as pd
 
 from repro.published import published
-from repro.report.figures.common import WIDTH_IN, Figure, missing, new_figure, save
+from repro.report.figures.common import (
+    FONT,
+    MIN_FONT_PT,
+    PART_WIDTH_IN,
+    TITLE_FONT,
+    Figure,
+    missing,
+    new_figure,
+    part_key,
+    save,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -23,7 +33,7 @@ if TYPE_CHECKING:
     from repro.report.inputs import ReportInputs
 
 KEY, TITLE = "seed_spread", "PSNR across seeds"
-MAX_PANELS, COLS = 8, 2
+MAX_PANELS = 8
 JITTER = 0.12
 MEASURED, PRINTED = "tab:blue", "tab:red"
 
@@ -64,22 +74,22 @@ def _panel(ax: Axes, cell: pd.DataFrame, rows: list[str], table: str, scale: int
             edge, direction = (yhi, "↑") if value > yhi else (ylo, "↓")
             above = value > yhi
             ax.annotate(f"{direction} printed {value:.2f}", (x, edge), xytext=(0, -4 if above else 4),
-                        textcoords="offset points", fontsize=6.5, color=PRINTED, ha="center",
+                        textcoords="offset points", fontsize=MIN_FONT_PT, color=PRINTED, ha="center",
                         va="top" if above else "bottom", annotation_clip=False)
     ax.set_ylim(ylo, yhi)
     ax.set_xlim(-0.6, len(rows) - 0.4)
     ax.set_xticks(range(len(rows)))
-    ax.set_xticklabels([_short(r) for r in rows], fontsize=6.5, rotation=25, ha="right")
-    ax.tick_params(axis="y", labelsize=6.5, pad=1)
+    ax.set_xticklabels([_short(r) for r in rows], fontsize=MIN_FONT_PT, rotation=30, ha="right")
+    ax.tick_params(axis="y", labelsize=MIN_FONT_PT, pad=1)
     ax.grid(True, axis="y", lw=0.3, alpha=0.5)
-    ax.set_title(f"{table} x{scale} {dataset}", fontsize=8, pad=3)
+    ax.set_title(f"{table} x{scale} {dataset}", fontsize=TITLE_FONT, pad=3)
 
 
 def _short(row: str) -> str:
     return row if len(row) <= 22 else row[:21] + "…"
 
 
-def build(inputs: ReportInputs, folder: Path) -> Figure:
+def build(inputs: ReportInputs, folder: Path) -> Figure | list[Figure]:
     caption = ("PSNR (Y, dB) of every row measured with several seeds: one dot per seed (jittered "
                "sideways), the mean ± one standard deviation (black) and the printed value (red bar; an "
                "arrow with its value when it lies outside the measured range).")
@@ -94,20 +104,17 @@ def build(inputs: ReportInputs, folder: Path) -> Figure:
         rest = ", ".join(f"{t} x{s} {d}" for t, s, d in panels[MAX_PANELS:])
         notes.append(f"{len(panels) - MAX_PANELS} more panels not drawn (at most {MAX_PANELS}): {rest}")
         panels = panels[:MAX_PANELS]
-    cols = min(COLS, len(panels))
-    nrow = -(-len(panels) // cols)
-    fig = new_figure(WIDTH_IN, 2.5 * nrow + 0.2)
-    height = fig.get_figheight()
-    grid = fig.add_gridspec(nrow, cols, left=0.08, right=0.98, top=1 - 0.25 / height, bottom=0.7 / height,
-                            wspace=0.22, hspace=0.75)
-    rng = np.random.default_rng(0)  # fixed jitter: the same results give the same picture
-    for i, (table, scale, dataset) in enumerate(panels):
-        cell = df[(df["table"] == table) & (df["scale"] == scale) & (df["dataset"] == dataset)]
-        rows = _row_order(inputs, table, list(dict.fromkeys(cell["row"])))
-        ax = fig.add_subplot(grid[i // cols, i % cols])
-        _panel(ax, cell, rows, table, int(scale), dataset, rng)
-        if i % cols == 0:
-            ax.set_ylabel("PSNR (dB)", fontsize=7.5)
     seeds = int(df["seed"].nunique())
     caption += f" {seeds} seeds, {inputs.profile} profile."
-    return save(fig, folder, KEY, TITLE, caption, notes)
+    rng = np.random.default_rng(0)  # fixed jitter: the same results give the same picture
+    figs = []
+    for i, (table, scale, dataset) in enumerate(panels, start=1):  # one phone-wide image per panel
+        cell = df[(df["table"] == table) & (df["scale"] == scale) & (df["dataset"] == dataset)]
+        rows = _row_order(inputs, table, list(dict.fromkeys(cell["row"])))
+        fig = new_figure(PART_WIDTH_IN, 2.6)
+        ax = fig.add_axes((0.15, 0.33, 0.82, 0.58))
+        _panel(ax, cell, rows, table, int(scale), dataset, rng)
+        ax.set_ylabel("PSNR (dB)", fontsize=FONT)
+        figs.append(save(fig, folder, part_key(KEY, i), f"{table} x{scale} {dataset}", caption, notes,
+                         group=KEY, group_title=TITLE))
+    return figs
