@@ -285,3 +285,41 @@ def test_the_estimate_stops_counting_at_its_budget(fake_device, tmp_path):
     plan = make_plan(tables("table3"), "paper")
     result = cost.estimate(plan, tmp_path / "o", "cpu", progress=None, budget_s=-1)
     assert not result.per_run and len(result.unpriced) == len(plan.runs) and result.seconds == 0
+
+
+# ---------------------------------------------------------------- fleets and CUDA graphs
+def test_a_fleet_is_priced_as_its_members_work_in_one_step(plan, counts):
+    """On a launch-bound GPU a fleet of 8 FSRCNN runs costs far less than 8 runs one after another (the
+    launches are paid once); on a CPU, where issuing and computing add up, it costs about the same
+    arithmetic, less the launches saved. A CUDA graph makes a GPU step nearly launch-free."""
+    run = _baseline(plan, "fsrcnn", 4)
+    c = counts[run.id]
+    for rates in (GPU, CPU):
+        alone, fleet = cost.model_step_s(rates, c, run.cfg), cost.model_step_s(rates, c, run.cfg, members=8)
+        assert alone <= fleet < 8 * alone  # equal where even 8 runs' arithmetic hides under the launches
+        assert rates.compute_s(c.fleet(8)) == pytest.approx(8 * rates.compute_s(c))
+    assert cost.model_step_s(GPU, c, run.cfg, members=8) < 8 * cost.model_step_s(GPU, c, run.cfg) / 3
+    graphed = dataclasses.replace(run.cfg, run=dataclasses.replace(run.cfg.run, cuda_graph=True))
+    # the launches go; the arithmetic and the engine's own time per step stay
+    assert cost.model_step_s(GPU, c, graphed) == pytest.approx(GPU.compute_s(c) + GPU.engine_s)
+    assert cost.model_step_s(GPU, c, graphed) < cost.model_step_s(GPU, c, run.cfg) - 150 * GPU.launch_s
+    assert cost.model_step_s(CPU, c, graphed) == cost.model_step_s(CPU, c, run.cfg)  # no graph on a CPU
+
+
+def test_repro_plan_prices_fleets_at_their_share(fake_device, tmp_path, capsys):
+    """`repro plan table3 --fleet 4` lists Table 3's fleets and prices each member at its share of its
+    fleet's time; without fleets every run is priced alone."""
+    assert main(["plan", "table3", "--profile", "paper", "--fleet", "off", "--out", str(tmp_path / "o"),
+                 "--json", str(tmp_path / "alone.json")]) == 0
+    assert main(["plan", "table3", "--profile", "paper", "--fleet", "4", "--out", str(tmp_path / "o"),
+                 "--json", str(tmp_path / "fleets.json")]) == 0
+    text = capsys.readouterr().out
+    assert "fleets: 6 of the runs train in 2 fleet(s)" in text
+    alone, fleets = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("alone", "fleets"))
+    left = {r["name"]: r["seconds_left"] for r in alone["runs"]}
+    for r in fleets["runs"]:
+        if r["kind"] == "baseline":  # not in a fleet: priced as alone
+            assert r["seconds_left"] == pytest.approx(left[r["name"]])
+        else:  # a member of a fleet of 3, on a CPU: its share of a step doing all three's arithmetic
+            assert r["seconds_left"] <= left[r["name"]] * 1.5
+    assert fleets["seconds_left"] <= alone["seconds_left"]
