@@ -82,13 +82,13 @@ fi
 
 # (c) the GPU bench, quick size (its own budget: 200 s of measurements, then 30 s or more of projection)
 export REPRO_BENCH_QUICK=1
-step bench 230 200 "$PY" -m repro.bench --only gpu --out "$OUT_DIR/bench-gpu.json"
+step bench 220 210 "$PY" -m repro.bench --only gpu --out "$OUT_DIR/bench-gpu.json"
 
 # (h) the CUDA graph against eager steps, bf16 against float32
-step fidelity 90 110 "$PY" -m repro.bench --only gpu_fidelity --out "$OUT_DIR/fidelity.json"
+step fidelity 90 120 "$PY" -m repro.bench --only gpu_fidelity --out "$OUT_DIR/fidelity.json"
 
 # (d) the GPU runtime column (CPU runtime only for networks under 20 GMACs: the point is the GPU's)
-step complexity 35 75 "$PY" -m repro complexity --device cuda --scales 4 --no-tools --repeats 5 \
+step complexity 35 85 "$PY" -m repro complexity --device cuda --scales 4 --no-tools --repeats 5 \
     --runtime-max-gmacs 20 --json "$OUT_DIR/complexity.json" --table-dir "$WORK/complexity"
 
 # (e) K = 4 runs on one GPU: each run trained once, students after their teachers
@@ -100,11 +100,11 @@ sys.exit(folder_status(get_manifest('benchmark'), data_root()) != 'present')" 2>
     TABLE=table3
     SEEDS=1
 fi
-step reproduce 50 25 "$PY" -m repro reproduce "$TABLE" --profile smoke --seeds "$SEEDS" --runs-per-gpu 4 \
+step reproduce 45 40 "$PY" -m repro reproduce "$TABLE" --profile smoke --seeds "$SEEDS" --runs-per-gpu 4 \
     --set run.device=cuda --no-estimate --no-report --out "$WORK/t3"
 
 # (g) the planner's estimate of everything at paper settings, priced from the bench's figures
-step plan 25 5 "$PY" -m repro plan all --profile paper --out "$WORK/plan-out" --json "$OUT_DIR/plan-all.json"
+step plan 40 5 "$PY" -m repro plan all --profile paper --fleet auto --out "$WORK/plan-out" --json "$OUT_DIR/plan-all.json"
 
 # (f) the summary
 OUT_DIR="$OUT_DIR" WORK="$WORK" LOG="$LOG" STEPS="$STEPS" TABLE="$TABLE" \
@@ -149,21 +149,27 @@ except Exception as exc:
 
 lines += ["", f"## {os.environ['TABLE']} at the smoke profile, --runs-per-gpu 4", ""]
 part = log.split("== reproduce", 1)[-1].split("== reproduce:", 1)[0]
-done = re.findall(r"^\[pool\] (\S+): (trained|found finished)\S* .*worker (\d+) pid (\d+)(?: GPU (\S+))?\)$",
-                  part, re.M)
+jobs = re.findall(r"^\[pool\] (.+?): (.+) \(\d+/\d+; worker (\d+) pid (\d+)(?: GPU (\S+))?\)$", part, re.M)
 head = [x for x in part.splitlines() if x.startswith("[pool] ") and " run(s) on " in x]
 lines += head[:1] + [""]
-names = [d[0] for d in done]
-lines.append(f"- runs finished: {len(done)}; trained: {sum(d[1] == 'trained' for d in done)}; "
-             f"each once: {len(names) == len(set(names))}; worker processes: {len({d[3] for d in done})}; "
-             f"GPUs: {sorted({d[4] for d in done if d[4]})}")
+runs = trained = 0
+for name, result, _, _, _ in jobs:  # a run ("trained, evaluated") or a fleet ("fleet of 3: 3 trained, ...")
+    fleet = re.match(r"fleet of (\d+): (\d+) trained", result)
+    runs += int(fleet.group(1)) if fleet else 1
+    trained += int(fleet.group(2)) if fleet else result.startswith("trained")
+names = [j[0] for j in jobs]
+lines.append(f"- runs finished: {runs} in {len(jobs)} job(s) ({sum(n.startswith('fleet of') for n in names)} "
+             f"fleet(s)); trained: {trained}; each job once: {len(names) == len(set(names))}; worker "
+             f"processes: {len({j[3] for j in jobs})}; GPUs: {sorted({j[4] for j in jobs if j[4]})}")
 tables = sorted((work / "t3" / "tables").glob("*.md"))
 if tables:
     lines += ["", tables[0].read_text()]
 
 lines += ["", "## `repro plan all --profile paper` on this GPU", ""]
 part = log.split("== plan", 1)[-1]
-lines += ["```", *[x for x in part.splitlines() if x.startswith(("plan:", "estimated cost", "[plan] "))
+lines += ["```", *[x for x in part.splitlines()
+                   if x.startswith(("plan:", "estimated cost", "[plan] ", "fleets:", "  this device",
+                                    "  beside it", "  not priced"))
                    and "timing a" not in x], "```"]
 (out / "summary.md").write_text("\n".join(lines) + "\n")
 print(f"wrote {out / 'summary.md'}")
