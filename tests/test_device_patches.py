@@ -9,9 +9,9 @@ import torch
 
 from repro.data import device_patches as D
 from repro.data import patches as P
+from repro.data.sampler import Planes
 from repro.errors import ReproError
 from repro.imaging import colour
-from repro.train.engine import _to_device
 
 CPU = torch.device("cpu")
 PATCH = {2: 48, 3: 36, 4: 48}  # small patches; x3's 36 and 12 and x4's 12 are no multiple of 8
@@ -29,8 +29,9 @@ def sample(tmp_path_factory):
 
 
 def _host(sampler, batch, start, num, rank=0, world=1, channels_last=False):
-    loader = P.make_loader(sampler, batch, start, num, 0, rank, world)
-    batches = [_to_device(b, CPU) for b in loader]
+    """The host path's batches as the engine makes them: the loader's cuts, converted on the device."""
+    planes = Planes(sampler.sides, sampler.in_channels, CPU)
+    batches = [P.batch_of(cut, planes) for cut in P.make_loader(sampler, batch, start, num, 0, rank, world)]
     return [D.channels_last_batch(b) for b in batches] if channels_last else batches
 
 

@@ -12,6 +12,7 @@ import torch
 
 from repro.data import patches as P
 from repro.data.images import write_image
+from repro.data.sampler import Planes
 from repro.errors import ReproError
 from repro.imaging import rgb_to_y, y_unit_float32
 from repro.imaging.colour import OFFSET, YCBCR
@@ -346,7 +347,12 @@ def test_the_global_batch_splits_over_ranks(images):
 
 
 def _batches(loader):
-    return [(b["hr"].clone(), b["lr"].clone(), [t.clone() for t in b["targets"]]) for b in loader]
+    """The loader's cuts as batches (converted here, as the engine converts them on its device)."""
+    batches = []
+    for cut in loader:
+        b = P.batch_of(cut, Planes([48, 24, 12], 1, "cpu"))
+        batches.append((b["hr"].clone(), b["lr"].clone(), [t.clone() for t in b["targets"]]))
+    return batches
 
 
 def test_loader_resumes_and_matches_with_workers(images):

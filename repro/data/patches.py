@@ -356,19 +356,26 @@ class PatchSampler:
                 out[j] = crop[..., None] if crop.ndim == 2 else crop
         return flat
 
+    def cut(self, params: np.ndarray) -> dict[str, torch.Tensor]:
+        """What a loader hands over: the crops of these samples (`crops`) and which come from grayscale
+        images (`gray`); they become a batch where the network trains (`Planes`): converting there,
+        on a GPU, costs next to nothing, where a loader worker's float conversion was most of its work."""
+        gray = self.gray[params[:, 0]]
+        return {"crops": torch.from_numpy(self.crops(params)), "gray": torch.from_numpy(gray)}
+
     def batch(self, params: np.ndarray) -> dict[str, object]:
-        """The batch of these samples, made on the host (`repro.data.sampler.Planes`)."""
+        """The batch of these samples, made on the host."""
         if self._planes is None:
             self._planes = Planes(self.sides, self.in_channels, "cpu")
-        gray = self.gray[params[:, 0]]
-        return as_batch(self._planes(torch.from_numpy(self.crops(params)), torch.from_numpy(gray),
-                                     any_gray=bool(gray.any())))
+        cut = self.cut(params)
+        return as_batch(self._planes(cut["crops"], cut["gray"]))
 
 
 # ---------------------------------------------------------------- iteration-ordered loading
 class IterationBatches(Dataset):
-    """Item t is this rank's part of global batch t, made whole (a loader's worker makes whole batches);
-    with `seeds`, every seed's batch of iteration t one after another (a fleet's)."""
+    """Item t is the cut (`PatchSampler.cut`: crops, gray flags) of this rank's part of global batch t, made
+    whole (a loader's worker makes whole batches); with `seeds`, every seed's batch of iteration t one
+    after another (a fleet's)."""
 
     def __init__(self, sampler: PatchSampler, batch_size: int, rank: int = 0, world_size: int = 1,
                  seeds: Sequence[int] | None = None) -> None:
@@ -379,8 +386,8 @@ class IterationBatches(Dataset):
     def __len__(self) -> int:  # any iteration >= 0 is valid; a loader is given the ones it needs
         return 2**62
 
-    def __getitem__(self, iteration: int) -> dict[str, object]:
-        return self.sampler.batch(self.params([iteration]))
+    def __getitem__(self, iteration: int) -> dict[str, torch.Tensor]:
+        return self.sampler.cut(self.params([iteration]))
 
     def params(self, iterations: Sequence[int]) -> np.ndarray:
         """The crop parameters of these iterations' batches, one after another."""
@@ -396,9 +403,10 @@ def seed_worker(worker_id: int) -> None:
 def make_loader(sampler: PatchSampler, batch_size: int, start_iteration: int, num_iterations: int,
                 num_workers: int = 0, rank: int = 0, world_size: int = 1,
                 seeds: Sequence[int] | None = None) -> Iterable[dict[str, object]]:
-    """Batches of iterations start .. start+num-1 in order (`batch_size` is the global batch; with
-    `seeds`, a fleet's batches: each seed's batch of the iteration in turn): made here, one after another,
-    with `num_workers` 0; else by a DataLoader's worker processes."""
+    """The cuts (`PatchSampler.cut`) of the batches of iterations start .. start+num-1 in order
+    (`batch_size` is the global batch; with `seeds`, a fleet's batches: each seed's batch of the iteration
+    in turn): made here, one after another, with `num_workers` 0; else by a DataLoader's worker
+    processes. `batch_of` makes a batch of one."""
     if start_iteration < 0 or num_iterations < 0:
         raise ValueError("start_iteration and num_iterations must be >= 0")
     dataset = IterationBatches(sampler, batch_size, rank, world_size, seeds)
@@ -411,8 +419,9 @@ def make_loader(sampler: PatchSampler, batch_size: int, start_iteration: int, nu
 
 
 class InProcessBatches:
-    """The batches of some iterations, made in this process as they are asked for, their crop parameters
-    drawn `CHUNK` iterations at a time (pinned for a copy to a GPU, as a DataLoader would pin them)."""
+    """The cuts of some iterations' batches, made in this process as they are asked for, their crop
+    parameters drawn `CHUNK` iterations at a time (pinned for a copy to a GPU, as a DataLoader would pin
+    them)."""
 
     CHUNK = 64
 
@@ -430,10 +439,10 @@ class InProcessBatches:
             params = self.dataset.params(chunk)
             per = len(params) // len(chunk)
             for j in range(len(chunk)):
-                yield self._pinned(self.dataset.sampler.batch(params[j * per:(j + 1) * per]))
+                cut = self.dataset.sampler.cut(params[j * per:(j + 1) * per])
+                yield {k: v.pin_memory() for k, v in cut.items()} if self.pin else cut
 
-    def _pinned(self, batch: dict[str, object]) -> dict[str, object]:
-        if self.pin:
-            return {"hr": batch["hr"].pin_memory(), "lr": batch["lr"].pin_memory(),
-                    "targets": [t.pin_memory() for t in batch["targets"]]}
-        return batch
+
+def batch_of(cut: dict[str, torch.Tensor], planes: Planes) -> dict[str, object]:
+    """The batch of a loader's cut, converted on `planes`' device (where the network trains)."""
+    return as_batch(planes(cut["crops"], cut["gray"]))

@@ -127,9 +127,11 @@ class Planes:
                  any_gray: bool | None = None) -> list[torch.Tensor]:
         """float32 [n, C, q, q] planes (HR first) of `crops`: uint8 [pixels(n), 3], the augmented
         channel-last crops of every level one after another (each [n, q, q, 3] in C order); `gray` ([n]
-        bool) marks the samples of grayscale images, whose R=G=B value is taken as it is. `any_gray`
-        False (known on the host without a read from the device) skips that choice: the same values."""
+        bool) marks the samples of grayscale images, whose R=G=B value is taken as it is. On a CPU a batch
+        without any skips that choice (the same values; elsewhere the check would wait for the device)."""
         n = gray.shape[0]
+        if any_gray is None and self.device.type == "cpu":
+            any_gray = bool(gray.any())
         if self.channels == 3:
             values = crops.to(torch.float32) / self.c255
         else:

@@ -29,7 +29,8 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from repro.data.device_patches import DevicePatchSource, channels_last_batch
-from repro.data.patches import PatchSampler, load_train_images, make_loader
+from repro.data.patches import PatchSampler, batch_of, load_train_images, make_loader
+from repro.data.sampler import Planes
 from repro.data.testsets import ImagePair, load_set
 from repro.errors import ReproError
 from repro.evaluate.sr import evaluate_pairs, summarise
@@ -112,13 +113,6 @@ def _prepare(cfg: TrainConfig, run_dir: Path, force: bool, d: Dist, extra: dict[
         write_config(run_dir, cfg, extra)
     d.barrier()
     return False
-
-
-def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    def move(x: torch.Tensor) -> torch.Tensor:
-        return x.to(device, non_blocking=True)
-
-    return {"hr": move(batch["hr"]), "lr": move(batch["lr"]), "targets": [move(t) for t in batch["targets"]]}
 
 
 def load_val_pairs(cfg: TrainConfig, root: str | os.PathLike[str] | None) -> dict[str, list[ImagePair]]:
@@ -282,9 +276,10 @@ def _resume(cfg: TrainConfig, run_dir: Path, obj: torch.nn.Module, opt: Optimize
 
 
 class Feed:
-    """The run's inputs, iteration by iteration from `start`: host batches from the loader moved to the
-    device, or (data.on_device) the crop parameters the on-device source cuts a batch from. `to_batch`
-    makes the step's batch of an input (inside a captured step: a fixed-shape function of it). With
+    """The run's inputs, iteration by iteration from `start`: the crops a host loader cut, moved to the
+    device (uint8, converted there), or (data.on_device) the crop parameters the on-device source cuts
+    them from. `to_batch` makes the step's batch of an input (inside a captured step: a fixed-shape
+    function of it). With
     `seeds` (a fleet), every seed's batch of the iteration, each the one its run draws alone, as
     [len(seeds), batch, ...] tensors."""
 
@@ -301,14 +296,15 @@ class Feed:
             self.source = DevicePatchSource(sampler, device, batch_size=per)
             self.inputs = self.source.param_chunks(o.batch_size, start, num, d.rank, d.world_size,
                                                    seeds=seeds)
-        else:
-            self.source, self.device = None, device
+        else:  # crops cut by the loader, converted here on the training device
+            self.source, self.planes = None, Planes(sampler.sides, sampler.in_channels, device)
             self.loader = make_loader(sampler, o.batch_size, start, num, cfg.data.num_workers, d.rank,
                                       d.world_size, seeds=seeds)
-            self.inputs = (_to_device(b, device) for b in self.loader)
+            self.inputs = ({k: v.to(device, non_blocking=True) for k, v in cut.items()}
+                           for cut in self.loader)
 
     def to_batch(self, inputs: Any) -> dict[str, Any]:
-        batch = self.source.cut(inputs) if self.source is not None else inputs
+        batch = self.source.cut(inputs) if self.source is not None else batch_of(inputs, self.planes)
         if self.channels_last:
             batch = channels_last_batch(batch)
         if self.members is None:
