@@ -11,9 +11,10 @@ in the same call. Integers in [0, n) are taken as the high 32 bits of a word tim
 (bias below n / 2^32: under 1e-6 for any image size here).
 
 **The batch.** The crops are cut already flipped and turned (uint8, channel-last, a grayscale image
-repeated to R=G=B): on the host path (`repro.data.patches`) as numpy views of the memory-mapped images
-(`augmented`), on the device path (`repro.data.device_patches`) by one gather from the set held on the
-device whose index folds the flip and turns in (`source_pixels`). From the crops on, both run `Planes`:
+repeated to R=G=B): on the host path (`repro.data.patches`, in a loader worker) as numpy views of the
+memory-mapped images (`augmented`), on the device path (`repro.data.device_patches`) by one gather from
+the set held on the device whose index folds the flip and turns in (`source_pixels`). From the crops on,
+both run `Planes` on the training device:
 Y / 255 computed exactly in float64 and rounded once to float32 (each product of an 8-bit value and a
 float32 weight, and their sum, is exact in float64), so every device gives the same bits; a grayscale
 image's crop is its own value / 255 (converting it to Y would squeeze it into 16..235, as evaluation
