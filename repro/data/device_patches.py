@@ -1,12 +1,13 @@
 """Training patches cut on the training device: the decoded set lives there as uint8, no workers, no copy.
 
 The host path (`repro.data.patches`) slices every crop from the memory-mapped images in a loader worker
-and copies them (uint8) to the GPU, which converts them. Here every level of every training image is uploaded once into one
-flat uint8 buffer (DIV2K 0001-0800, estimated from its ~2040x1356 average: 6.6 GB of HR, 8.7 GB with
-x4's two levels, 7.4 GB at x3, 8.3 GB at x2), and a batch is a few device operations: one gather per
-level cuts the crops, flipped and turned, then `repro.data.sampler.Planes` converts them as for the host
-path. The draw (`PatchSampler.params`) runs on the host for `CHUNK_ITERATIONS` iterations at once: four
-integers a sample, sent in one small (pinned, asynchronous) copy per chunk.
+and copies them (uint8) to the GPU, which converts them. Here every level of every training image is
+uploaded once into one flat uint8 buffer (DIV2K 0001-0800, estimated from its ~2040x1356 average:
+6.6 GB of HR, 8.7 GB with x4's two levels, 7.4 GB at x3, 8.3 GB at x2), and a batch is a few device
+operations: one gather per level cuts the crops, flipped and turned, then `repro.data.sampler.Planes`
+converts them as for the host path. The draw (`PatchSampler.params`) runs on the host for
+`CHUNK_ITERATIONS` iterations at once: four integers a sample, sent in one small (pinned, asynchronous)
+copy per chunk.
 
 Same batches as the host path (torch.equal), by construction: the same draw, the same crops, the same
 conversion code. A batch's cut takes its parameters from a device tensor and has fixed shapes, so it can

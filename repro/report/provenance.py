@@ -71,7 +71,8 @@ def datasets(inputs: ReportInputs) -> list[dict[str, str]]:
 
 
 def run_table(inputs: ReportInputs) -> list[dict[str, Any]]:
-    """One line per run folder: kind, network, scale, seed, iterations, wall time, speed, where it ran."""
+    """One line per run folder: kind, network, scale, seed, iterations, wall time, speed, where it ran; a
+    member of a fleet (`repro.train.fleet`) shows the fleet's time and counts its share in totals."""
     used: dict[str, list[str]] = {}
     for r in inputs.results.itertuples():
         if r.run:
@@ -85,13 +86,16 @@ def run_table(inputs: ReportInputs) -> list[dict[str, Any]]:
         env = done.get("environment") or {}
         seconds = done.get("seconds")
         iterations = done.get("iterations")
+        members = int((done.get("fleet") or {}).get("members", 1))  # trained with others in one process
         device = env.get("gpu") or (f"{env.get('cpu', '?')} ({threads_text(env.get('torch_threads', '?'))})"
                                     if env else "-")
+        shared = f" (a fleet of {members}: the fleet's time)" if members > 1 else ""
         out.append({"run": run.name, "kind": run.kind, "model": run.model, "scale": run.scale,
                     "seed": run.seed, "iterations": iterations if iterations is not None else "-",
-                    "seconds": number(seconds, 1) if seconds is not None else "not finished",
+                    "seconds": number(seconds, 1) + shared if seconds is not None else "not finished",
                     "it_per_s": number(iterations / seconds, 1) if seconds and iterations else "-",
                     "device": device, "finished": done.get("finished", "-"),
                     "rows": ", ".join(used.get(run.name, [])) or "(teacher or unused)",
-                    "seconds_value": float(seconds) if seconds is not None else 0.0})
+                    # a fleet's time once in the total: each member its share
+                    "seconds_value": float(seconds) / members if seconds is not None else 0.0})
     return out
