@@ -3,8 +3,9 @@
 At x4 the teacher squeezes HR in two recursive steps of stride 2 (1/2, then 1/4 of HR), and deep
 supervision compares each step with the MATLAB-bicubic downscale by the same total factor. The paper
 describes only x4; x2 and x3 use one step of stride 2 or 3 (docs/protocol.md, "Open decisions").
-The training patches (`repro.data.patches`) and the teachers (`repro.models`) both read the levels
-from here, so they cannot disagree. No third-party import: the command line reads SCALES for free.
+The training set and its patches (`repro.data.train_set`, `repro.data.patches`) and the teachers
+(`repro.models`) read the levels from here, so they cannot disagree. No third-party import: the command
+line reads SCALES for free.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ import torch
 
 from repro.data import device_patches as D
 from repro.data import patches as P
+from repro.data import train_set as S
 from repro.data.sampler import Planes
 from repro.errors import ReproError
 from repro.imaging import colour
@@ -21,10 +22,10 @@ PATCH = {2: 48, 3: 36, 4: 48}  # small patches; x3's 36 and 12 and x4's 12 are n
 def sample(tmp_path_factory):
     """The embedded `sample` training images (gray and RGB) at every scale, decoded once."""
     root = tmp_path_factory.mktemp("data")
-    P.clear_memory_cache()
-    images = {s: P.load_train_images("sample", s, root=root, progress=False, cache_root=root / "cache")
+    S.clear_memory_cache()
+    images = {s: S.load_train_images("sample", s, root=root, progress=False, cache_root=root / "cache")
               for s in (2, 3, 4)}
-    P.clear_memory_cache()
+    S.clear_memory_cache()
     return images
 
 

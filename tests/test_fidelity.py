@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from repro.data.patches import PatchSampler, load_train_images
+from repro.data.patches import PatchSampler
+from repro.data.train_set import load_train_images
 from repro.errors import ReproError
 from repro.models import create
 from repro.models.vid import VID, gaussian_nll, laplace_nll

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from repro.bench._gpu_parts import markdown, rate_after_warmup
-from repro.bench.gpu import KINDS, QUICK, Bench, Sizes, options, project_hours, speedup_at
+from repro.bench._gpu_parts import markdown, project_hours, rate_after_warmup, speedup_at
+from repro.bench.gpu import KINDS, QUICK, Bench, Sizes, options
 from repro.plan import cost
 from repro.plan.runs import make_plan
 from repro.runs.config import resolve

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from repro.cli import main
-from repro.data.patches import clear_memory_cache
+from repro.data.train_set import clear_memory_cache
 from repro.errors import ReproError
 from repro.runs.config import resolve
 from repro.runs.folder import read_metrics

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from repro.data import patches as P
+from repro.data import train_set as S
 from repro.data.images import write_image
 from repro.data.sampler import Planes
 from repro.errors import ReproError
@@ -24,9 +25,9 @@ def _isolated(tmp_path, monkeypatch):
     """Per-user cache in the test's folder; no images remembered between tests."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv("REPRO_DATA", raising=False)
-    P.clear_memory_cache()
+    S.clear_memory_cache()
     yield
-    P.clear_memory_cache()
+    S.clear_memory_cache()
 
 
 def _photo(h: int, w: int, seed: int, gray: bool = False) -> np.ndarray:
@@ -52,7 +53,7 @@ def _tree_files(path):
 
 # ---------------------------------------------------------------- loading
 def test_t91_levels_are_imresize_of_mod_cropped_hr(t91_root):
-    images = P.load_train_images("t91", 4, root=t91_root, progress=False)
+    images = S.load_train_images("t91", 4, root=t91_root, progress=False)
     assert [im.name for im in images] == ["t1", "t2", "t3"]
     for im in images:
         assert im.hr.dtype == np.uint8 and (im.hr.ndim == 3 and im.hr.shape[2] == 3 or im.name == "t3")
@@ -62,7 +63,7 @@ def test_t91_levels_are_imresize_of_mod_cropped_hr(t91_root):
         np.testing.assert_array_equal(im.levels[2], imresize(np.asarray(im.hr), 0.5))
     assert images[0].hr.shape == (100, 128, 3)
     assert images[2].hr.ndim == 2 and images[2].levels[4].ndim == 2  # grayscale stays one plane
-    x3 = P.load_train_images("t91", 3, root=t91_root, progress=False)
+    x3 = S.load_train_images("t91", 3, root=t91_root, progress=False)
     assert sorted(x3[0].levels) == [3] and x3[0].hr.shape == (99, 129, 3)
 
 
@@ -75,7 +76,7 @@ def _sample(sampler: P.PatchSampler, iteration: int, sample: int) -> dict:
 def test_grayscale_training_image_is_taken_as_gray(t91_root):
     """A gray image's Y is its own value (as evaluation measures it), not BT.601 of R=G=B, which
     would squeeze it into 16..235; an RGB network sees it as R=G=B."""
-    images = [im for im in P.load_train_images("t91", 4, root=t91_root, progress=False) if im.name == "t3"]
+    images = [im for im in S.load_train_images("t91", 4, root=t91_root, progress=False) if im.name == "t3"]
     gray = np.asarray(images[0].hr)
     for channels in (1, 3):
         sampler = P.PatchSampler(images, 4, hr_patch=48, in_channels=channels, augment=False, seed=0)
@@ -92,21 +93,21 @@ def test_grayscale_training_image_is_taken_as_gray(t91_root):
 
 def test_missing_and_unknown_sources(tmp_path):
     with pytest.raises(ReproError, match=r"repro data fetch t91"):
-        P.load_train_images("t91", 4, root=tmp_path)
+        S.load_train_images("t91", 4, root=tmp_path)
     with pytest.raises(ReproError, match=r"repro data fetch div2k"):
-        P.load_train_images("div2k", 4, root=tmp_path)
+        S.load_train_images("div2k", 4, root=tmp_path)
     with pytest.raises(ReproError, match=r"valid choices: div2k, t91, sample"):
-        P.load_train_images("div2k_valid", 4, root=tmp_path)
+        S.load_train_images("div2k_valid", 4, root=tmp_path)
     with pytest.raises(ReproError, match=r"valid choices: 2, 3, 4"):
-        P.load_train_images("t91", 5, root=tmp_path)
+        S.load_train_images("t91", 5, root=tmp_path)
 
 
 @pytest.fixture
 def div2k_root(tmp_path, monkeypatch):
     """A DIV2K tree of three images (the real one has 800): official X4 LR for two, a wrong-size one."""
-    monkeypatch.setattr(P, "DIV2K_TRAIN_IDS", ("0001", "0002", "0003"))
+    monkeypatch.setattr(S, "DIV2K_TRAIN_IDS", ("0001", "0002", "0003"))
     root = tmp_path / "data"
-    for k, name in enumerate(P.DIV2K_TRAIN_IDS):
+    for k, name in enumerate(S.DIV2K_TRAIN_IDS):
         hr = _photo(96, 120, 10 + k)
         write_image(root / "DIV2K" / "DIV2K_train_HR" / f"{name}.png", hr)
         lr = 255 - imresize(hr, 0.25)  # not what imresize gives: proves the file is what got used
@@ -118,7 +119,7 @@ def div2k_root(tmp_path, monkeypatch):
 
 def test_div2k_uses_official_lr_and_checks_its_size(div2k_root):
     with pytest.warns(UserWarning, match=r"0003x4.png.*recomputed with imresize"):
-        images = P.load_train_images("div2k", 4, root=div2k_root, progress=False)
+        images = S.load_train_images("div2k", 4, root=div2k_root, progress=False)
     by = {im.name: im for im in images}
     np.testing.assert_array_equal(by["0001"].levels[4], 255 - imresize(np.asarray(by["0001"].hr), 0.25))
     np.testing.assert_array_equal(by["0003"].levels[4], imresize(np.asarray(by["0003"].hr), 0.25))
@@ -127,38 +128,38 @@ def test_div2k_uses_official_lr_and_checks_its_size(div2k_root):
 
 def test_div2k_incomplete_or_without_lr(div2k_root):
     with pytest.warns(UserWarning, match=r"official DIV2K LR not found"):
-        images = P.load_train_images("div2k", 3, root=div2k_root, progress=False)
+        images = S.load_train_images("div2k", 3, root=div2k_root, progress=False)
     np.testing.assert_array_equal(images[0].levels[3], imresize(np.asarray(images[0].hr), 1 / 3))
     (div2k_root / "DIV2K" / "DIV2K_train_HR" / "0002.png").unlink()
-    P.clear_memory_cache()
+    S.clear_memory_cache()
     with pytest.raises(ReproError, match=r"lacks 1 of 3 images.*repro data fetch div2k"):
-        P.load_train_images("div2k", 4, root=div2k_root)
+        S.load_train_images("div2k", 4, root=div2k_root)
 
 
 def test_disk_cache_is_reused_without_decoding(t91_root, monkeypatch):
-    first = P.load_train_images("t91", 4, root=t91_root, progress=False)
+    first = S.load_train_images("t91", 4, root=t91_root, progress=False)
     cache = t91_root / ".cache"
     assert (files := _tree_files(cache)) and not [p for p in files if p.suffix == ".tmp"]
     assert len([p for p in files if p.name == "manifest.json"]) == 1
-    P.clear_memory_cache()
+    S.clear_memory_cache()
 
     def no_decoding(path):
         raise AssertionError(f"decoded {path} although it is cached")
 
-    monkeypatch.setattr(P, "read_image", no_decoding)
-    second = P.load_train_images("t91", 4, root=t91_root, progress=False)
+    monkeypatch.setattr(S, "read_image", no_decoding)
+    second = S.load_train_images("t91", 4, root=t91_root, progress=False)
     for a, b in zip(first, second, strict=True):
         assert isinstance(b.hr, np.memmap) and not b.hr.flags.writeable
         np.testing.assert_array_equal(a.hr, b.hr)
         for f in (2, 4):
             np.testing.assert_array_equal(a.levels[f], b.levels[f])
-    assert P.load_train_images("t91", 4, root=t91_root) is second  # in-memory cache of the process
-    x2 = P.load_train_images("t91", 2, root=t91_root, progress=False)  # new scale, HR already decoded
+    assert S.load_train_images("t91", 4, root=t91_root) is second  # in-memory cache of the process
+    x2 = S.load_train_images("t91", 2, root=t91_root, progress=False)  # new scale, HR already decoded
     np.testing.assert_array_equal(x2[0].levels[2], imresize(np.asarray(x2[0].hr), 0.5))
 
 
 def test_interrupted_cache_build_leaves_only_whole_files(t91_root, monkeypatch):
-    real, calls = P.read_image, []
+    real, calls = S.read_image, []
 
     def flaky(path):
         calls.append(path)
@@ -166,16 +167,16 @@ def test_interrupted_cache_build_leaves_only_whole_files(t91_root, monkeypatch):
             raise ReproError(f"cannot read image {path}")
         return real(path)
 
-    monkeypatch.setattr(P, "ThreadPoolExecutor", _SerialPool)
-    monkeypatch.setattr(P, "read_image", flaky)
+    monkeypatch.setattr(S, "ThreadPoolExecutor", _SerialPool)
+    monkeypatch.setattr(S, "read_image", flaky)
     with pytest.raises(ReproError):
-        P.load_train_images("t91", 4, root=t91_root, progress=False)
+        S.load_train_images("t91", 4, root=t91_root, progress=False)
     files = _tree_files(t91_root / ".cache")
     assert files and not [p for p in files if p.name == "manifest.json" or p.suffix == ".tmp"]
     for p in files:
         np.load(p)  # every file that exists is complete
-    monkeypatch.setattr(P, "read_image", real)
-    images = P.load_train_images("t91", 4, root=t91_root, progress=False)
+    monkeypatch.setattr(S, "read_image", real)
+    images = S.load_train_images("t91", 4, root=t91_root, progress=False)
     assert len(images) == 3 and len(_tree_files(t91_root / ".cache")) == 3 * 3 + 1
 
 
@@ -199,7 +200,7 @@ def test_read_only_root_caches_in_user_folder(t91_root, tmp_path):
     mode = t91_root.stat().st_mode
     os.chmod(t91_root, stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP)
     try:
-        images = P.load_train_images("t91", 2, root=t91_root, progress=False)
+        images = S.load_train_images("t91", 2, root=t91_root, progress=False)
     finally:
         os.chmod(t91_root, mode)
     assert len(images) == 3 and not (t91_root / ".cache").exists()
@@ -207,7 +208,7 @@ def test_read_only_root_caches_in_user_folder(t91_root, tmp_path):
 
 
 def test_sample_source(tmp_path):
-    images = P.load_train_images("sample", 4, root=tmp_path, progress=False)
+    images = S.load_train_images("sample", 4, root=tmp_path, progress=False)
     assert len(images) >= 5
     assert {im.hr.ndim for im in images} == {2, 3}  # the gray photos (moon, coins, ...) stay gray
     assert (tmp_path / ".cache").is_dir()
@@ -216,7 +217,7 @@ def test_sample_source(tmp_path):
 # ---------------------------------------------------------------- patches
 @pytest.fixture
 def images(t91_root):
-    return P.load_train_images("t91", 4, root=t91_root, progress=False)
+    return S.load_train_images("t91", 4, root=t91_root, progress=False)
 
 
 def _y(arr: np.ndarray) -> np.ndarray:
@@ -237,7 +238,7 @@ def test_training_y_is_the_bt601_y_in_float32():
     np.testing.assert_allclose(y, rgb_to_y(arr) / 255.0, rtol=0, atol=2e-7)
     np.testing.assert_allclose(y, y_unit_float32(arr), rtol=0, atol=2.5e-7)  # numpy's BLAS: an ulp or two
     assert abs(y[0, 0] * 255 - 16) < 1e-4 and abs(y[0, 1] * 255 - 235) < 1e-4
-    sampler = P.PatchSampler([P.TrainImage("flat", arr[:36, :36], {4: arr[:9, :9], 2: arr[:18, :18]})],
+    sampler = P.PatchSampler([S.TrainImage("flat", arr[:36, :36], {4: arr[:9, :9], 2: arr[:18, :18]})],
                              4, 36, augment=False)
     np.testing.assert_array_equal(_sample(sampler, 0, 0)["hr"][0, 0].numpy(), y[:36, :36])
 
@@ -261,7 +262,7 @@ def test_patch_crops_align_with_levels(images):
 
 
 def test_rgb_patches_and_x3_targets(t91_root):
-    images = P.load_train_images("t91", 3, root=t91_root, progress=False)
+    images = S.load_train_images("t91", 3, root=t91_root, progress=False)
     item = _sample(P.PatchSampler(images, 3, 48, in_channels=3, seed=1), 5, 2)
     assert item["hr"].shape == (1, 3, 48, 48) and item["lr"].shape == (1, 3, 16, 16)
     assert len(item["targets"]) == 1
@@ -372,6 +373,6 @@ def test_loader_resumes_and_matches_with_workers(images):
 
 
 def test_manifest_lists_every_image(t91_root):
-    P.load_train_images("t91", 4, root=t91_root, progress=False)
+    S.load_train_images("t91", 4, root=t91_root, progress=False)
     (manifest,) = [p for p in _tree_files(t91_root / ".cache") if p.name == "manifest.json"]
     assert json.loads(manifest.read_text())["names"] == ["t1", "t2", "t3"]

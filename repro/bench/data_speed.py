@@ -1,8 +1,10 @@
 """Training-data throughput at the paper's settings (x4, 192x192 HR patches, batch 16).
 
-Figures: time to build the decoded-image cache and to reopen it, patches per second with the
-loader in the main process and with 2 workers, and the share of a real training step (FSRCNN, the
-cheapest network, hence the worst case; and the DSSD teacher) spent waiting for the next batch.
+Figures: time to build the decoded-image cache and to reopen it, patches per second the loader cuts
+(crops, flipped and turned: a loader's work) in the main process and with 2 workers, and the share of a
+real training step (FSRCNN, the cheapest network, hence the worst case; and the DSSD teacher; each batch
+converted in the step's process, as the engine converts it where the network trains) spent waiting for
+the next batch.
 """
 
 from __future__ import annotations
@@ -15,14 +17,9 @@ from pathlib import Path
 
 import torch
 
-from repro.data.patches import (
-    PAPER_BATCH,
-    PAPER_HR_PATCH,
-    PatchDataset,
-    clear_memory_cache,
-    load_train_images,
-    make_loader,
-)
+from repro.data.patches import PAPER_BATCH, PAPER_HR_PATCH, PatchSampler, batch_of, make_loader
+from repro.data.sampler import Planes
+from repro.data.train_set import clear_memory_cache, load_train_images
 from repro.models.registry import create
 
 SCALE = 4
@@ -40,8 +37,8 @@ def _cache_times(source: str, root: str | None, cache: Path) -> dict[str, float]
             "cache_reopen_s": round(time.perf_counter() - start, 4)}
 
 
-def _patches_per_second(dataset: PatchDataset, workers: int, iterations: int) -> float:
-    loader = make_loader(dataset, PAPER_BATCH, 0, iterations + 2, num_workers=workers)
+def _patches_per_second(sampler: PatchSampler, workers: int, iterations: int) -> float:
+    loader = make_loader(sampler, PAPER_BATCH, 0, iterations + 2, num_workers=workers)
     it = iter(loader)
     next(it), next(it)  # workers started and warm
     start = time.perf_counter()
@@ -68,19 +65,20 @@ def _step_fn(model_name: str) -> tuple[torch.nn.Module, Callable[[dict], None]]:
     return model, step
 
 
-def _wait_share(dataset: PatchDataset, model_name: str, workers: int, iterations: int) -> dict[str, float]:
+def _wait_share(sampler: PatchSampler, model_name: str, workers: int, iterations: int) -> dict[str, float]:
     """Share of wall time spent in `next(loader)` during real training steps."""
     _, step = _step_fn(model_name)
-    loader = make_loader(dataset, PAPER_BATCH, 0, iterations + 3, num_workers=workers)
+    planes = Planes(sampler.sides, sampler.in_channels, "cpu")
+    loader = make_loader(sampler, PAPER_BATCH, 0, iterations + 3, num_workers=workers)
     it = iter(loader)
     for _ in range(3):  # warm-up: worker start, allocator, first kernels
-        step(next(it))
+        step(batch_of(next(it), planes))
     wait = total = 0.0
     for _ in range(iterations):
         t0 = time.perf_counter()
-        batch = next(it)
+        cut = next(it)
         t1 = time.perf_counter()
-        step(batch)
+        step(batch_of(cut, planes))
         t2 = time.perf_counter()
         wait += t1 - t0
         total += t2 - t0
@@ -98,13 +96,13 @@ def run() -> dict[str, object]:
             fig = _cache_times(source, root, Path(tmp) / source)
             images = load_train_images(source, SCALE, root=root, cache_root=Path(tmp) / source,
                                        progress=False)
-            dataset = PatchDataset(images, SCALE, PAPER_HR_PATCH, in_channels=1, seed=0)
-            fig["patches_per_s_main_process"] = round(_patches_per_second(dataset, 0, 40), 1)
-            fig["patches_per_s_2_workers"] = round(_patches_per_second(dataset, 2, 80), 1)
+            sampler = PatchSampler(images, SCALE, PAPER_HR_PATCH, in_channels=1, seed=0)
+            fig["patches_per_s_main_process"] = round(_patches_per_second(sampler, 0, 40), 1)
+            fig["patches_per_s_2_workers"] = round(_patches_per_second(sampler, 2, 80), 1)
             if source == "sample":
                 for model_name, iterations in (("fsrcnn", 30), ("dssd_teacher", 6)):
                     for workers in (0, 1, 2):
-                        fig[f"{model_name}_step_{workers}_workers"] = _wait_share(dataset, model_name,
+                        fig[f"{model_name}_step_{workers}_workers"] = _wait_share(sampler, model_name,
                                                                                   workers, iterations)
             results[source] = fig
             clear_memory_cache()  # the temporary cache goes away with `tmp`

@@ -36,7 +36,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from repro.bench._gpu_parts import GpuSampler, markdown, rate_after_warmup, share, smi_id
+from repro.bench._gpu_parts import (
+    GpuSampler,
+    markdown,
+    project_hours,
+    rate_after_warmup,
+    share,
+    smi_id,
+    speedup_at,
+)
 from repro.specs import ALL, paper_tables
 from repro.specs.base import RunSpec, baseline, student
 from repro.specs.table4 import dssd_teacher, pisr_teacher
@@ -116,30 +124,6 @@ def _steps(n: float) -> int:
 def _error(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[-1] if lines else ''}"[:300]
-
-
-def speedup_at(curve: dict[int, float], n: int) -> float:
-    """A measured speed-up at size n, interpolated linearly in log n between the measured sizes (1 below
-    the smallest, the largest's beyond it: no extrapolation)."""
-    if not curve:
-        return 1.0
-    sizes = sorted(curve)
-    if n <= sizes[0]:
-        return curve[sizes[0]] if n == sizes[0] else 1.0
-    if n >= sizes[-1]:
-        return curve[sizes[-1]]
-    hi = next(s for s in sizes if s >= n)
-    lo = max(s for s in sizes if s < n)
-    w = (math.log(n) - math.log(lo)) / (math.log(hi) - math.log(lo))
-    return curve[lo] + w * (curve[hi] - curve[lo])
-
-
-def project_hours(per_run_s: dict[str, float], kind_of: dict[str, str | None],
-                  speedups: dict[str, dict[int, float]], ks: tuple[int, ...]) -> dict[int, float]:
-    """GPU hours at each K: a run's seconds alone divided by its kind's measured speedup at K (e.g. the
-    aggregate rate of K at once over one alone); a kind the bench did not measure gains nothing."""
-    return {k: sum(s / speedups.get(kind_of.get(rid) or "", {}).get(k, 1.0) for rid, s in per_run_s.items())
-            / 3600 for k in ks}
 
 
 class Bench:

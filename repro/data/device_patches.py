@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from repro.data.patches import PAPER_BATCH, PatchSampler, TrainImage, check_split
+from repro.data.patches import PAPER_BATCH, PatchSampler, check_split
 from repro.data.sampler import Planes, as_batch, source_pixels
+from repro.data.train_set import TrainImage
 from repro.errors import ReproError
 from repro.scales import level_factors
 

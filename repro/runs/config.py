@@ -47,7 +47,7 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    source: str = "div2k"  # one of repro.data.patches.TRAIN_SOURCES
+    source: str = "div2k"  # one of repro.data.train_set.TRAIN_SOURCES
     scale: int = 4
     hr_patch: int = 192  # HR patch side; the LR patch is hr_patch // scale
     augment: bool = True  # random horizontal flip and 90-degree rotations

@@ -29,9 +29,10 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from repro.data.device_patches import DevicePatchSource, channels_last_batch
-from repro.data.patches import PatchSampler, batch_of, load_train_images, make_loader
+from repro.data.patches import PatchSampler, batch_of, make_loader
 from repro.data.sampler import Planes
 from repro.data.testsets import ImagePair, load_set
+from repro.data.train_set import load_train_images
 from repro.errors import ReproError
 from repro.evaluate.sr import evaluate_pairs, summarise
 from repro.provenance import environment
