@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from repro.models.layers import ConvTranspose2d
 from repro.models.registry import register_model
 
 
@@ -37,7 +38,7 @@ class FSRCNN(nn.Module):
             mapping += [nn.Conv2d(s, s, 3, padding=1), prelu(s, shared_prelu)]
         self.mapping = nn.Sequential(*mapping)
         self.expand = nn.Sequential(nn.Conv2d(s, d, 1), prelu(d, shared_prelu))
-        self.deconv = nn.ConvTranspose2d(
+        self.deconv = ConvTranspose2d(
             d, in_channels, 9, stride=scale, padding=4, output_padding=scale - 1
         )
 

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from repro.imaging.resize import imresize_torch
+from repro.models.layers import ConvTranspose2d
 from repro.models.registry import register_model
 
 
@@ -72,7 +73,7 @@ class IDN(nn.Module):
             _conv(in_channels, width), nn.LeakyReLU(slope), _conv(width, width), nn.LeakyReLU(slope)
         )
         self.dblocks = nn.Sequential(*[DBlock(width, d, slope=slope) for _ in range(blocks)])
-        self.deconv = nn.ConvTranspose2d(
+        self.deconv = ConvTranspose2d(
             width, in_channels, 17, stride=scale, padding=8, output_padding=scale - 1
         )
         for m in self.modules():
