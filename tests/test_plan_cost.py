@@ -115,6 +115,17 @@ def test_the_estimate_of_a_run_is_its_iterations_times_its_step(plan, counts, fa
     assert result.seconds == pytest.approx(sum(result.per_run.values()))
 
 
+def test_a_cpu_estimate_for_runs_on_several_threads_says_it_is_an_upper_bound(fake_device, tmp_path):
+    """One core's rates price a 2-thread run as if on one: the plan says it may take half as long."""
+    def notes(threads):
+        p = make_plan(tables("table3"), "paper", overrides=(f"run.threads={threads}",))
+        return cost.estimate(p, tmp_path / f"o{threads}", "cpu", progress=None).notes
+
+    line = "priced at one core's rates: runs using 2 threads may take as little as 1/2 of this"
+    assert any(n.startswith(line) for n in notes(2))
+    assert not any("one core's rates" in n for n in notes(1))
+
+
 # ---------------------------------------------------------------- the counts
 def test_a_step_is_counted_through_its_objective():
     """FSRCNN's step: its convolutions' FLOPs three times over (forward, and the two gradients of

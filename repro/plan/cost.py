@@ -339,6 +339,10 @@ def estimate(plan: Plan, out, device: str = "cpu", progress=print, budget_s: flo
     cost.seconds = sum(cost.per_run.values())
     cost.notes = _bench_notes(cost, bench_figures(cost.device, cache), cost.device) if len(threads) == 1 \
         else []
+    if not device.startswith("cuda") and max(threads) > 1:  # one core's rates: an upper bound (reference.py)
+        n = max(threads)
+        cost.notes.append(f"priced at one core's rates: runs using {n} threads may take as little as 1/{n} "
+                          "of this on otherwise idle cores, never more")
     return cost
 
 
