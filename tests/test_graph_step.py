@@ -54,8 +54,7 @@ def _train_steps(cfg, graph: bool, iterations: int) -> tuple[dict, list[dict[str
     opt = engine.make_optimizer(cfg, obj, torch.device("cpu"))
     feed = engine.Feed(cfg, None, torch.device("cpu"), Dist(), 0)
     sums = DeviceSums()
-    body = make_body(obj, opt, sums, obj.parameters(), feed.to_batch, amp=False, grad_clip=0.0,
-                     teacher=frozen, graph=graph)
+    body = make_body(obj, opt.step, sums, feed.to_batch, amp=False, teacher=frozen, graph=graph)
     step = RecordingGraphStep(body, opt.zero_grad, torch.device("cpu")) if graph else \
         Step(body, opt.zero_grad)
     windows = []

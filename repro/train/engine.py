@@ -61,6 +61,7 @@ from repro.train.step import (
     LRSchedule,
     Optimizer,
     Step,
+    clip_norm,
     compiled,
     make_body,
 )
@@ -336,8 +337,8 @@ def make_step(cfg: TrainConfig, obj: torch.nn.Module, frozen: objectives.FrozenT
         model = DistributedDataParallel(obj, device_ids=[device.index] if device.type == "cuda" else None,
                                         find_unused_parameters=cfg.kind == "teacher")
     model = compiled(model, cfg.run.compile)
-    body = make_body(model, opt, sums, (p for p in obj.parameters() if p.requires_grad), feed.to_batch,
-                     amp=cfg.run.amp and device.type == "cuda", grad_clip=cfg.optim.grad_clip,
+    body = make_body(model, opt.step, sums, feed.to_batch, amp=cfg.run.amp and device.type == "cuda",
+                     clip=clip_norm((p for p in obj.parameters() if p.requires_grad), cfg.optim.grad_clip),
                      teacher=frozen, graph=cfg.run.cuda_graph)
     zero_grad = opt.zero_grad
     if cfg.run.cuda_graph:

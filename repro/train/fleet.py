@@ -50,7 +50,7 @@ from repro.train import engine, objectives
 from repro.train.distributed import Dist, init_distributed, shutdown
 from repro.train.stacked import StackedAdam, clip_per_member, stack
 from repro.train.state import rng_state, seed_everything
-from repro.train.step import GraphStep, LRSchedule, Step
+from repro.train.step import DeviceSums, GraphStep, LRSchedule, Step, make_body
 
 # what members of one fleet may differ in: the seed, the learning rates, the loss weights and levels,
 # a student's teacher (`fleet_key` leaves them out), and where/how often each validates
@@ -221,12 +221,17 @@ class Fleet:
         self._stack()
         self.feed = engine.Feed(cfg, data_root, device, d, self.start, seeds=[r.cfg.run.seed for r in runs])
         self.sums = FleetSums()
-        self.graph = cfg.run.cuda_graph
-        if self.graph and device.type != "cuda":
+        graph = cfg.run.cuda_graph
+        if graph and device.type != "cuda":
             raise ReproError(f"run.cuda_graph needs a CUDA device; this fleet trains on {device.type}: "
                              "set run.cuda_graph=false")
+        clip = (lambda: clip_per_member([p.grad for p in self.params.values()], cfg.optim.grad_clip)) \
+            if cfg.optim.grad_clip > 0 else None
+        body = make_body(self._forward, self.opt.step, self.sums, self.feed.to_batch,
+                         amp=cfg.run.amp and device.type == "cuda", clip=clip, teacher=self.teachers,
+                         graph=graph)
         zero_grad = self.opt.zero_grad
-        self.step = GraphStep(self._body, zero_grad, device) if self.graph else Step(self._body, zero_grad)
+        self.step = GraphStep(body, zero_grad, device) if graph else Step(body, zero_grad)
 
     # ------------------------------------------------------------ the stacked model
     def _stack(self) -> None:
@@ -274,25 +279,14 @@ class Fleet:
         return torch.stack([r.frozen({"hr": batch["hr"][k], "targets": [t[k] for t in batch["targets"]]})
                             for k, r in enumerate(self.runs)])
 
-    def _body(self, inputs: Any) -> None:
-        """One iteration of every member: their batches, teachers' features, losses under vmap, backward,
-        each member's gradient clipping, the stacked Adam step."""
-        batch = self.feed.to_batch(inputs)
-        amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=True, cache_enabled=not self.graph) \
-            if self.cfg.run.amp and self.device.type == "cuda" else contextlib.nullcontext()
-
+    def _forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Every member's objective under vmap: the sum of their losses (each member's gradient is its
+        own loss's), and each term per member."""
         def one(p, b, member_batch, w):
             return functional_call(self.base, (p, b), (member_batch,), {"weights": w})
 
-        with amp:
-            if self.teachers is not None:
-                batch = {**batch, "teacher": self.teachers(batch)}
-            losses, terms = vmap(one)(self.params, self.buffers, batch, self.weights)
-        self.sums.add(terms)
-        losses.sum().backward()
-        if self.cfg.optim.grad_clip > 0:
-            clip_per_member([p.grad for p in self.params.values()], self.cfg.optim.grad_clip)
-        self.opt.step()
+        losses, terms = vmap(one)(self.params, self.buffers, batch, self.weights)
+        return losses.sum(), terms
 
     # ------------------------------------------------------------ the loop
     def train(self) -> None:
@@ -319,7 +313,7 @@ class Fleet:
             if not (any(validating) or checkpointing or done % cfg.run.log_every == 0):
                 continue
             t2 = time.perf_counter()
-            means = self.sums.read(window.count)  # the only host read: waits for the queued steps
+            means = self.sums.means(window.count)  # the only host read: waits for the queued steps
             window.step += time.perf_counter() - t2
             for k, r in enumerate(runs):
                 if r.error is None:
@@ -378,23 +372,15 @@ class Fleet:
         r.obj.load_state_dict({name: stacked[name][k] for name in state})
 
 
-class FleetSums:
-    """The members' loss terms summed on the device, [members, terms] in float64 (as `DeviceSums` does
-    for one run), read to the host once per logged row."""
+class FleetSums(DeviceSums):
+    """The members' loss terms summed on the device as `DeviceSums` sums one run's: [members, terms] in
+    float64, read to the host once per logged row."""
 
-    def __init__(self) -> None:
-        self.keys: list[str] | None = None
-        self.total: torch.Tensor | None = None
+    @staticmethod
+    def _row(terms: dict[str, torch.Tensor], keys: list[str]) -> torch.Tensor:
+        return torch.stack([terms[key].detach().float() for key in keys], dim=-1).double()
 
-    def add(self, terms: dict[str, torch.Tensor]) -> None:
-        if self.keys is None:
-            self.keys = list(terms)
-        rows = torch.stack([terms[key].detach().float() for key in self.keys], dim=-1).double()
-        if self.total is None:
-            self.total = torch.zeros_like(rows)
-        self.total.add_(rows)
-
-    def read(self, count: int) -> list[dict[str, float]]:
+    def means(self, count: int) -> list[dict[str, float]]:
         """Each member's mean of each term over the `count` iterations since the last read."""
         if self.total is None or self.keys is None:
             return []

@@ -52,10 +52,14 @@ class DeviceSums:
             self.keys = list(terms)
         elif list(terms) != self.keys:
             raise ReproError(f"the loss terms changed within a run: {self.keys} then {list(terms)}")
-        row = torch.stack([terms[k].detach().reshape(()).float() for k in self.keys]).double()
+        row = self._row(terms, self.keys)
         if self.total is None:
             self.total = torch.zeros_like(row)
         self.total.add_(row)
+
+    @staticmethod
+    def _row(terms: Terms, keys: list[str]) -> torch.Tensor:
+        return torch.stack([terms[k].detach().reshape(()).float() for k in keys]).double()
 
     def read(self) -> dict[str, float]:
         """The sums as floats (waits for the device's queued steps); the window starts again at zero."""
@@ -200,13 +204,15 @@ class GraphStep(Step):
         return self._side_stream
 
 
-def make_body(model: nn.Module, optimizer: Optimizer, sums: DeviceSums, params: Iterable[nn.Parameter],
-              to_batch: Callable[[Inputs], dict[str, Any]], amp: bool, grad_clip: float,
+def make_body(forward: Callable[[dict[str, Any]], tuple[torch.Tensor, Terms]],
+              optimizer_step: Callable[[], None], sums: DeviceSums,
+              to_batch: Callable[[Inputs], dict[str, Any]], amp: bool, clip: Callable[[], Any] | None = None,
               teacher: Callable[[dict[str, Any]], torch.Tensor] | None = None,
               graph: bool = False) -> Callable[[Inputs], None]:
     """The work of one iteration after zero_grad: the batch from the inputs, a student's frozen
-    teacher's features, forward under bf16 autocast if `amp`, the terms summed, backward, clipping, step."""
-    params = list(params)
+    teacher's features, `forward` (the objective: `(loss, terms)`) under bf16 autocast if `amp`, the terms
+    summed, backward, `clip` (the gradients' clipping, if any), the optimizer's step. A run's and a
+    fleet's step alike (a fleet's forward is its members' under vmap, its loss their sum)."""
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp, cache_enabled=not graph) \
         if amp else contextlib.nullcontext()
 
@@ -215,14 +221,21 @@ def make_body(model: nn.Module, optimizer: Optimizer, sums: DeviceSums, params: 
         with autocast:
             if teacher is not None:
                 batch = {**batch, "teacher": teacher(batch)}
-            loss, terms = model(batch)
+            loss, terms = forward(batch)
         sums.add(terms)
         loss.backward()
-        if grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, grad_clip)
-        optimizer.step()
+        if clip is not None:
+            clip()
+        optimizer_step()
 
     return body
+
+
+def clip_norm(params: Iterable[nn.Parameter], max_norm: float) -> Callable[[], Any] | None:
+    """`optim.grad_clip` for one run: the parameters' total gradient norm clipped to `max_norm`
+    (None: no clipping)."""
+    params = list(params)
+    return (lambda: torch.nn.utils.clip_grad_norm_(params, max_norm)) if max_norm > 0 else None
 
 
 def compiled(model: nn.Module, mode: str) -> nn.Module:
