@@ -146,8 +146,8 @@ def test_settings_errors_match_the_host_path(sample):
 def test_y_coefficients_are_colours():
     from repro.data import sampler as S
 
-    np.testing.assert_array_equal(S._Y_UNIT, colour._Y_UNIT.astype(np.float64))
-    assert float(colour._Y_UNIT_OFFSET) == S._Y_UNIT_OFFSET
+    np.testing.assert_array_equal(S._Y_UNIT, colour.Y_UNIT.astype(np.float64))
+    assert float(colour.Y_UNIT_OFFSET) == S._Y_UNIT_OFFSET
 
 
 # ---------------------------------------------------------------- memory

@@ -22,15 +22,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from repro.data.patches import PAPER_BATCH, PatchSampler, check_split
+from repro.data.patches import CHUNK_ITERATIONS, PAPER_BATCH, PatchSampler, check_split
 from repro.data.sampler import Planes, as_batch, source_pixels
 from repro.data.train_set import TrainImage
 from repro.errors import ReproError
 from repro.scales import level_factors
 
-# Iterations whose crop parameters are drawn and copied to the device together (64 x 16 samples x 4 int64:
-# 32 KB per copy).
-CHUNK_ITERATIONS = 64
 # Left free on the device for the network, its activations and the optimizer when checking that the set fits.
 DEFAULT_RESERVE = 2 * 2**30
 # Device bytes per patch pixel while a batch is cut: int64 index (3 channels), uint8 crops, float64

@@ -20,6 +20,9 @@ from repro.errors import ReproError, unknown_choice
 from repro.scales import crop_multiple, level_factors
 
 PAPER_HR_PATCH, PAPER_BATCH = 192, 16
+# iterations whose crop parameters are drawn together (on the device path also copied there together:
+# 64 x 16 samples x 4 int64, 32 KB per copy)
+CHUNK_ITERATIONS = 64
 
 
 # ---------------------------------------------------------------- patches
@@ -125,8 +128,7 @@ class PatchSampler:
         """The batch of these samples, made on the host."""
         if self._planes is None:
             self._planes = Planes(self.sides, self.in_channels, "cpu")
-        cut = self.cut(params)
-        return as_batch(self._planes(cut["crops"], cut["gray"]))
+        return batch_of(self.cut(params), self._planes)
 
 
 # ---------------------------------------------------------------- iteration-ordered loading
@@ -178,10 +180,8 @@ def make_loader(sampler: PatchSampler, batch_size: int, start_iteration: int, nu
 
 class InProcessBatches:
     """The cuts of some iterations' batches, made in this process as they are asked for, their crop
-    parameters drawn `CHUNK` iterations at a time (pinned for a copy to a GPU, as a DataLoader would pin
-    them)."""
-
-    CHUNK = 64
+    parameters drawn `CHUNK_ITERATIONS` iterations at a time (pinned for a copy to a GPU, as a DataLoader
+    would pin them)."""
 
     def __init__(self, dataset: IterationBatches, iterations: range) -> None:
         self.dataset, self.iterations = dataset, iterations
@@ -192,8 +192,8 @@ class InProcessBatches:
 
     def __iter__(self) -> Iterator[dict[str, object]]:
         its = self.iterations
-        for first in range(0, len(its), self.CHUNK):
-            chunk = its[first:first + self.CHUNK]
+        for first in range(0, len(its), CHUNK_ITERATIONS):
+            chunk = its[first:first + CHUNK_ITERATIONS]
             params = self.dataset.params(chunk)
             per = len(params) // len(chunk)
             for j in range(len(chunk)):

@@ -31,16 +31,16 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from repro.imaging.colour import OFFSET, YCBCR
+from repro.imaging import colour
 
 SAMPLER_VERSION = 2  # 1: numpy's generator seeded per sample, crops converted and turned one by one
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 _STREAMS = ("image", "top", "left", "flip", "turns")  # the words of a sample, in this order
-# float32 weights of Y / 255 (as `repro.imaging.colour.y_unit_float32`), held in float64 for the exact sum
-_Y_UNIT = (YCBCR[0] / 255.0).astype(np.float32).astype(np.float64)
-_Y_UNIT_OFFSET = float(np.float32(OFFSET[0] / 255.0))
+# the float32 weights of Y / 255 (`repro.imaging.colour.y_unit_float32`'s), held in float64 for the exact sum
+_Y_UNIT = colour.Y_UNIT.astype(np.float64)
+_Y_UNIT_OFFSET = float(colour.Y_UNIT_OFFSET)
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -120,24 +120,18 @@ class Planes:
         # its reciprocal, an ulp off on some values
         self.c255 = torch.tensor(255.0, dtype=torch.float32, device=self.device)
 
-    def pixels(self, n: int) -> int:
-        """Crop pixels of a batch of n samples, every level."""
-        return n * sum(q * q for q in self.sides)
-
-    def __call__(self, crops: torch.Tensor, gray: torch.Tensor,
-                 any_gray: bool | None = None) -> list[torch.Tensor]:
+    def __call__(self, crops: torch.Tensor, gray: torch.Tensor) -> list[torch.Tensor]:
         """float32 [n, C, q, q] planes (HR first) of `crops`: uint8 [pixels(n), 3], the augmented
         channel-last crops of every level one after another (each [n, q, q, 3] in C order); `gray` ([n]
         bool) marks the samples of grayscale images, whose R=G=B value is taken as it is. On a CPU a batch
         without any skips that choice (the same values; elsewhere the check would wait for the device)."""
         n = gray.shape[0]
-        if any_gray is None and self.device.type == "cpu":
-            any_gray = bool(gray.any())
+        plain_needed = self.device.type != "cpu" or bool(gray.any())
         if self.channels == 3:
             values = crops.to(torch.float32) / self.c255
         else:
             y = (crops.to(torch.float64) @ self.y_weights + self.y_offset).to(torch.float32)
-            plain = crops[:, 0].to(torch.float32) / self.c255 if any_gray is not False else None
+            plain = crops[:, 0].to(torch.float32) / self.c255 if plain_needed else None
         planes, at = [], 0
         for q in self.sides:
             part = slice(at, at + n * q * q)

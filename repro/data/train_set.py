@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from repro.data.images import read_image
 from repro.errors import ReproError, unknown_choice
-from repro.imaging import imresize
+from repro.imaging import imresize, mod_crop
 from repro.io_utils import atomic_write, atomic_write_text
 from repro.paths import data_root, default_cache_root
 from repro.scales import check_scale, crop_multiple, level_factors
@@ -212,8 +212,7 @@ def _load_cached(scale_dir: Path, scale: int) -> list[TrainImage] | None:
         levels = {f: _load_npy(scale_dir / f"{name}.l{f}.npy") for f in level_factors(scale)}
         if hr is None or any(v is None for v in levels.values()):
             return None
-        h, w = hr.shape[0] - hr.shape[0] % crop, hr.shape[1] - hr.shape[1] % crop
-        images.append(TrainImage(name, hr[:h, :w], levels))
+        images.append(TrainImage(name, mod_crop(hr, crop), levels))
     return images
 
 
@@ -236,8 +235,7 @@ def _build(source: str, scale: int, entries: list[_Entry], src_dir: Path | None,
         lr = read_image(entry.lr) if entry.lr is not None and entry.lr.is_file() else None
         if entry.lr is not None and lr is None:
             warnings.warn(f"official LR {entry.lr} missing: computed with imresize", stacklevel=2)
-        h, w = full.shape[0] - full.shape[0] % crop, full.shape[1] - full.shape[1] % crop
-        hr = full[:h, :w]
+        hr = mod_crop(full, crop)
         levels = _build_levels(hr, scale, lr, str(entry.lr))
         if scale_dir is not None:
             for factor, arr in levels.items():

@@ -14,8 +14,8 @@ YCBCR = np.array([[65.481, 128.553, 24.966],
                   [-37.797, -74.203, 112.0],
                   [112.0, -93.786, -18.214]]) / 255.0
 OFFSET = np.array([16.0, 128.0, 128.0])
-_Y_UNIT = (YCBCR[0] / 255.0).astype(np.float32)  # Y / 255 from 0..255 RGB, in float32
-_Y_UNIT_OFFSET = np.float32(OFFSET[0] / 255.0)
+Y_UNIT = (YCBCR[0] / 255.0).astype(np.float32)  # Y / 255 from 0..255 RGB, in float32
+Y_UNIT_OFFSET = np.float32(OFFSET[0] / 255.0)
 
 
 def _plane(img: np.ndarray) -> np.ndarray | None:
@@ -49,7 +49,7 @@ def y_unit_float32(img: np.ndarray) -> np.ndarray:
     plane = _plane(img)
     if plane is not None:
         return plane.astype(np.float32) / np.float32(255.0)
-    return img.astype(np.float32) @ _Y_UNIT + _Y_UNIT_OFFSET
+    return img.astype(np.float32) @ Y_UNIT + Y_UNIT_OFFSET
 
 
 def rgb_to_ycbcr(img: np.ndarray) -> np.ndarray:
