@@ -25,6 +25,7 @@ nox.options.sessions = ["tests", "lint"]
 
 TORCH = "torch==2.13.0"
 SUITE = Path(".nox") / "suite"  # the one environment of every session
+BIN = SUITE / ("Scripts" if os.name == "nt" else "bin")  # its programs
 STAMP = SUITE / "installed.json"
 
 
@@ -41,36 +42,34 @@ def _python311(session: nox.Session) -> str:
     return found
 
 
-def _install(session: nox.Session) -> Path:
-    """The shared environment's bin folder, built (once) and filled if what it holds is not what
-    pyproject.toml and the torch pin ask for. Put first on PATH for the session's commands."""
-    bin_dir = SUITE / ("Scripts" if os.name == "nt" else "bin")
+def _install(session: nox.Session) -> None:
+    """The shared environment, built (once) and filled if what it holds is not what pyproject.toml and
+    the torch pin ask for; its bin folder put first on PATH for the session's commands."""
     try:
         done = json.loads(STAMP.read_text()) == _wanted()
     except (OSError, ValueError):
         done = False
     if not done:
-        if not (bin_dir / "python").exists() and not (bin_dir / "python.exe").exists():
+        if not (BIN / "python").exists() and not (BIN / "python.exe").exists():
             session.log(f"creating {SUITE}: the one environment every session of this noxfile runs in")
             session.run_install(_python311(session), "-m", "venv", str(SUITE), external=True)
-        pip = [str(bin_dir / "python"), "-m", "pip", "install", "--disable-pip-version-check"]
+        pip = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check"]
         session.log(f"installing {TORCH} (the CPU build CI pins, about 200 MB) into {SUITE}: once for "
                     "every session (tests, lint, regression, ...), not once per session")
         session.run_install(*pip, TORCH, external=True)
         session.log(f"installing the suite editable with its test tools (pytest, ruff, import-linter) into "
                     f"{SUITE}: once, again only when pyproject.toml changes")
         session.run_install(*pip, "-e", ".[test]", external=True)
-        if (bin_dir / "pytest").exists() or (bin_dir / "pytest.exe").exists():  # not with --no-install
+        if (BIN / "pytest").exists() or (BIN / "pytest.exe").exists():  # not with --no-install
             STAMP.write_text(json.dumps(_wanted()) + "\n")
-    session.env["PATH"] = os.pathsep.join([str(bin_dir.resolve()), os.environ.get("PATH", "")])
+    session.env["PATH"] = os.pathsep.join([str(BIN.resolve()), os.environ.get("PATH", "")])
     session.env["VIRTUAL_ENV"] = str(SUITE.resolve())
-    return bin_dir
 
 
 def tool(name: str) -> str:
     """A program of the shared environment by its path: a session without its own environment would
     otherwise find the first one of that name on the caller's PATH."""
-    return str(SUITE / ("Scripts" if os.name == "nt" else "bin") / name)
+    return str(BIN / name)
 
 
 def suite_session(func=None, **kwargs):

@@ -25,11 +25,11 @@ class Metric:
     not_judged: str = ""  # why a metric without a tolerance is shown but never judged
     check_digits: int = 4  # decimals a regression check prints (finer than any tolerance)
 
-    def format(self, value: float | None, signed: bool = False) -> str:
-        """`value` with this metric's digits ("-" for None or NaN)."""
+    def format(self, value: float | None, signed: bool = False, digits: int | None = None) -> str:
+        """`value` with this metric's digits, or `digits` ("-" for None or NaN)."""
         if value is None or math.isnan(value):
             return "-"
-        return f"{value:+.{self.digits}f}" if signed else f"{value:.{self.digits}f}"
+        return f"{value:{'+' if signed else ''}.{self.digits if digits is None else digits}f}"
 
     def shown(self, value: float) -> float:
         """`value` as a table shows it (rounded to its digits): equal shown values tie."""

@@ -68,23 +68,16 @@ def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from repro.io_utils import atomic_write_text
-    from repro.plan.execute import training_device
     from repro.plan.export import describe, plan_json
-    from repro.plan.fleets import fleet_size, group
+    from repro.plan.orchestrate import fleets_and_cost
     from repro.plan.runs import make_plan
     from repro.specs import tables as select
 
     check_outputs(args)
     tables = select(args.table)
-    group_size = fleet_size(args.fleet, training_device())
     plan = make_plan(tables, profile_for(args, tables), args.seeds, tuple(args.overrides))
-    fleets = group(plan.ordered(), group_size)
     out = Path(args.out)
-    cost = None
-    if args.estimate != "none":
-        from repro.plan.cost import estimate
-
-        cost = estimate(plan, out, training_device(), method=args.estimate, fleets=fleets)
+    fleets, cost = fleets_and_cost(plan, out, args.fleet, args.estimate)
     print(describe(plan, out, cost, fleets))
     if args.json:
         atomic_write_text(Path(args.json), json.dumps(plan_json(plan, out, cost), indent=1) + "\n")

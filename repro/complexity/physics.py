@@ -76,10 +76,6 @@ def verdict(tflops: float | None, peak: Peak | None) -> str:
     return ""
 
 
-def _fmt(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None else f"{value:,.{digits}f}"
-
-
 def rows(records: list[dict], printed) -> list[dict]:
     """Per complexity record (network, scale): the printed runtime and MultiAdds, the TFLOP/s they imply
     against the paper's GPU, and the measured GPU runtime with the TFLOP/s its true MultiAdds imply

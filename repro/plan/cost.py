@@ -170,15 +170,14 @@ class Cost:
         return out
 
 
-def counted(run: PlannedRun, cache: dict) -> tuple[StepCount, bool]:
-    """The run's step count from the cache, else counted (second: whether it was counted now)."""
+def counted(run: PlannedRun, cache: dict) -> StepCount:
+    """The run's step count from the cache, else counted (and put in the cache)."""
     sig = step_signature(run)
     found = StepCount.from_json(cache.get(COUNTS, {}).get(sig))
-    if found is not None:
-        return found, False
-    found = count_step(run)
-    cache.setdefault(COUNTS, {})[sig] = found.to_json()
-    return found, True
+    if found is None:
+        found = count_step(run)
+        cache.setdefault(COUNTS, {})[sig] = found.to_json()
+    return found
 
 
 def throughput(device: str, threads: int, cache: dict, progress=print) -> Throughput:
@@ -259,7 +258,7 @@ def _count_all(missing: list[tuple[PlannedRun, int]], cache: dict, deadline: flo
                 StepCount.from_json(known.get(step_signature(run))) is None:
             unpriced.append(run.id)
             continue
-        counts[run.id], _ = counted(run, cache)
+        counts[run.id] = counted(run, cache)
     if fresh:
         _update_cache(COUNTS, "", dict(known))
     return counts, unpriced

@@ -116,10 +116,7 @@ def execute(job: Job, progress: bool | None = False) -> str:
         was_done = is_done(job.folder)
         cfg = from_dict(job.settings)
         train(cfg, out=job.folder, teacher_dir=job.teacher_folder, data_root=job.data_root, progress=progress)
-        evaluated = bool(missing_sets(job))
-        if job.datasets:
-            device = training_device() if cfg.run.device == "auto" else cfg.run.device
-            evaluate_run(job, device)
+        evaluated = _evaluate(job, cfg)
     return ("found finished" if was_done else "trained") + (", evaluated" if evaluated else "")
 
 
@@ -137,14 +134,22 @@ def execute_fleet(job: FleetJob, progress: bool | None = False) -> str:
     for m, cfg, outcome in zip(job.members, cfgs, outcomes, strict=True):
         if outcome.state != "failed" and m.datasets:
             with run_lock(m.folder):
-                evaluated += bool(missing_sets(m))
-                evaluate_run(m, training_device() if cfg.run.device == "auto" else cfg.run.device)
+                evaluated += _evaluate(m, cfg)
     failed = [o.error for o in outcomes if o.state == "failed"]
     if failed:
         raise ReproError("; ".join(str(e) for e in failed))
     trained = sum(o.state == "trained" for o in outcomes)
     return (f"fleet of {len(outcomes)}: {trained} trained, {len(outcomes) - trained} found finished"
             + (f", {evaluated} evaluated" if evaluated else ""))
+
+
+def _evaluate(job: RunJob, cfg) -> bool:
+    """Evaluate a trained run on its sets not evaluated yet, where it trained (its lock held by the
+    caller); whether there were any."""
+    if not missing_sets(job):
+        return False
+    evaluate_run(job, training_device() if cfg.run.device == "auto" else cfg.run.device)
+    return True
 
 
 def training_device() -> str:

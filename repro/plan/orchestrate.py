@@ -22,6 +22,7 @@ from repro.plan.runs import Plan, PlannedRun, make_plan
 from repro.specs import TableSpec
 
 if TYPE_CHECKING:
+    from repro.plan.cost import Cost
     from repro.plan.launchers import Launcher
 
 TEST_SET_DATA = "benchmark"  # the manifest holding Set5, Set14, B100 and Urban100
@@ -102,6 +103,19 @@ def _top_folder(manifest) -> str:
     return manifest.folders[0].path.split("/")[0] if manifest.folders else ""
 
 
+def fleets_and_cost(plan: Plan, out: Path, fleet: str | None, method: str, progress=print
+                    ) -> tuple[list[list[PlannedRun]], Cost | None]:
+    """The plan's fleets on the device runs train on here (`--fleet`) and, unless `method` is "none",
+    what the runs not done cost there (`--estimate`)."""
+    device = training_device()
+    fleets = group(plan.ordered(), fleet_size(fleet, device))
+    if method == "none":
+        return fleets, None
+    from repro.plan.cost import estimate
+
+    return fleets, estimate(plan, out, device, progress=progress, method=method, fleets=fleets)
+
+
 def carry_out(tables: list[TableSpec], out: str | os.PathLike[str], options: Options, log=print) -> Plan:
     """Plan, print the plan and its cost, fetch the data, then train and evaluate every run of `tables`
     into `out` through the chosen launcher; returns the plan (the results layer tabulates it)."""
@@ -109,12 +123,7 @@ def carry_out(tables: list[TableSpec], out: str | os.PathLike[str], options: Opt
 
     out = Path(out)
     plan = make_plan(tables, options.profile, options.seeds, options.overrides)
-    cost = None
-    fleets = group(plan.ordered(), fleet_size(options.fleet, training_device()))
-    if options.estimate != "none":
-        from repro.plan.cost import estimate
-
-        cost = estimate(plan, out, training_device(), progress=log, method=options.estimate, fleets=fleets)
+    fleets, cost = fleets_and_cost(plan, out, options.fleet, options.estimate, log)
     log(describe(plan, out, cost, fleets))
     ensure_data(required_data(plan), options.data_root, log)
     jobs = jobs_of(plan, out, options.data_root, options.eval_images, options.eval_crop)

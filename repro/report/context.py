@@ -15,7 +15,7 @@ from repro.metric_table import METRICS, metric
 from repro.provenance import git_commit, threads_text
 from repro.report import decisions, findings, provenance, summary
 from repro.report.inputs import ReportInputs
-from repro.results.tables import BEST, SECOND, Cell, table_context
+from repro.results.tables import Cell, md_cell, table_context
 
 MEASURES = {"complexity": "`repro reproduce appendix1`"}  # what measures a section a report may lack
 
@@ -34,9 +34,7 @@ def _cell(cell: Cell, tolerances: Mapping[str, float], first: bool) -> dict[str,
             cls.append("ok" if abs(cell.delta) <= tol + 1e-12 else "bad")
     elif cell.text == "-":
         cls.append("na")
-    return {"text": cell.text, "mark": {BEST: "best", SECOND: "second"}.get(cell.mark, ""),
-            "md": {BEST: f"**{cell.text}**", SECOND: f"*{cell.text}*"}.get(cell.mark, cell.text),
-            "cls": " ".join(cls)}
+    return {"text": cell.text, "mark": cell.mark, "md": md_cell(cell), "cls": " ".join(cls)}
 
 
 def _table(table, inputs: ReportInputs, tolerances: Mapping[str, float]) -> dict[str, Any]:

@@ -24,7 +24,6 @@ import pandas as pd
 
 from repro.errors import ReproError
 from repro.io_utils import atomic_write_text
-from repro.metric_table import COMPLEXITY
 from repro.plan.runs import Plan
 from repro.provenance import threads_text
 from repro.runs.folder import read_evaluation
@@ -37,7 +36,6 @@ RESULTS = "results.csv"
 BICUBIC_CACHE = "bicubic.json"
 COMPLEXITY_CACHE = "complexity.json"
 BICUBIC_NAMES = ("bicubic",)  # a row without runs with this name (any case) is measured by `bicubic_row`
-COMPLEXITY_METRICS = COMPLEXITY  # the complexity columns (repro.metric_table)
 
 
 def frame(rows: Iterable[dict[str, Any]] = ()) -> pd.DataFrame:
@@ -74,6 +72,7 @@ def measured_rows(plan: Plan, out: str | os.PathLike[str], *, profile: str, comm
         table = _table_of(plan, table_name)
         run = plan.runs[run_id]
         evaluation = read_evaluation(run.folder(out))
+        where = device(run) if callable(device) else device
         for dataset in table.datasets:
             cell = evaluation.get(dataset) or {}
             for metric in table.metrics:
@@ -83,7 +82,7 @@ def measured_rows(plan: Plan, out: str | os.PathLike[str], *, profile: str, comm
                 rows.append({"table": table_name, "row": row_name, "scale": int(scale), "dataset": dataset,
                              "metric": metric, "value": float(value), "seed": int(seed), "run": run.name,
                              "profile": profile, "commit": commit or "",
-                             "device": device(run) if callable(device) else device})
+                             "device": where})
     return frame(rows)
 
 

@@ -43,9 +43,8 @@ def cell_name(key: Key) -> str:
 def fmt(name: str, value: float | None, signed: bool = False) -> str:
     """A value with the digits a check prints for its metric (repro.metric_table: finer than any
     tolerance; SSIM one more than PSNR)."""
-    if value is None or math.isnan(value):
-        return "-"
-    return f"{value:{'+' if signed else ''}.{metric_of(name).check_digits}f}"
+    m = metric_of(name)
+    return m.format(value, signed, digits=m.check_digits)
 
 
 @dataclass(frozen=True)
